@@ -1,0 +1,25 @@
+"""Objectives: pure JAX test functions with their known minima, and user-written ones.
+
+  >>> from gdkit import objectives
+  >>> obj = objectives.get("rosenbrock")
+  >>> obj.x0, obj.minima[0].x
+  (array([-1.2,  1. ]), array([1., 1.]))
+"""
+
+from gdkit.objectives import classic as _classic  # noqa: F401  (registers the functions)
+from gdkit.objectives import quadratic as _quadratic  # noqa: F401
+from gdkit.objectives._base import Minimum, Objective, wrap
+from gdkit.objectives._registry import entries, get, names, register
+from gdkit.objectives.expression import ExpressionError, from_expression
+
+__all__ = [
+    "ExpressionError",
+    "Minimum",
+    "Objective",
+    "entries",
+    "from_expression",
+    "get",
+    "names",
+    "register",
+    "wrap",
+]

@@ -1,0 +1,127 @@
+"""The `Objective` value: a pure JAX function plus what is known about it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+Array = jax.Array
+ObjectiveFn = Callable[[Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Minimum:
+    """A known global minimum: location `x` (float64, shape [d]) and value `f`."""
+
+    x: np.ndarray
+    f: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "x", _readonly(np.asarray(self.x, dtype=np.float64).reshape(-1)))
+        object.__setattr__(self, "f", float(self.f))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Objective:
+    """A test function `fn: [d] -> scalar` with its customary start, bounds and known minima.
+
+    `fn` is pure and dtype-preserving: float32 in, float32 out; float64 in (with x64 enabled),
+    float64 out. Metadata (`x0`, `bounds`, `minima`) is kept as float64 NumPy arrays so that
+    known values keep all their digits whatever precision the computation runs in.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gdkit import objectives
+      >>> obj = objectives.get("rosenbrock")
+      >>> float(obj(jnp.array([-1.2, 1.0])))  # doctest: +ELLIPSIS
+      24.19999...
+      >>> jax.vmap(obj.fn)(jnp.zeros((5, 2))).shape
+      (5,)
+    """
+
+    name: str
+    fn: ObjectiveFn
+    dim: int
+    x0: np.ndarray
+    bounds: np.ndarray
+    minima: tuple[Minimum, ...] = ()
+    description: str = ""
+
+    def __post_init__(self):
+        x0 = np.asarray(self.x0, dtype=np.float64).reshape(-1)
+        bounds = np.asarray(self.bounds, dtype=np.float64).reshape(-1, 2)
+        if x0.shape != (self.dim,):
+            raise ValueError(f"{self.name}: x0 has {x0.size} entries, expected dim={self.dim}")
+        if bounds.shape != (self.dim, 2) or np.any(bounds[:, 0] >= bounds[:, 1]):
+            raise ValueError(f"{self.name}: bounds must be [dim, 2] rows of (low < high)")
+        object.__setattr__(self, "x0", _readonly(x0))
+        object.__setattr__(self, "bounds", _readonly(bounds))
+        object.__setattr__(self, "minima", tuple(self.minima))
+
+    def __call__(self, x: Array) -> Array:
+        return self.fn(x)
+
+    @property
+    def f_min(self) -> float | None:
+        """The global minimum value, or None when there is none (or it is unknown)."""
+        return min(m.f for m in self.minima) if self.minima else None
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name!r}, dim={self.dim}, minima={len(self.minima)})"
+
+
+def wrap(
+    fn: ObjectiveFn,
+    *,
+    dim: int | None = None,
+    x0: Sequence[float] | np.ndarray | None = None,
+    bounds: Sequence[Sequence[float]] | np.ndarray | None = None,
+    minima: Sequence[Minimum | tuple] = (),
+    name: str | None = None,
+    description: str = "",
+) -> Objective:
+    """Wraps any JAX-traceable callable `fn: [d] -> scalar` into an `Objective`.
+
+    The dimension comes from `dim`, `x0` or `bounds` (whichever is given). Without `x0` the
+    start is the centre of `bounds`; without `bounds` they are [-5, 5] in every coordinate.
+    `minima` holds `Minimum` values or `(x, f)` pairs.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gdkit import objectives
+      >>> obj = objectives.wrap(lambda x: jnp.sum((x - 1.0) ** 2), dim=3,
+      ...                       minima=[([1.0, 1.0, 1.0], 0.0)])
+      >>> obj.dim, obj.f_min
+      (3, 0.0)
+    """
+    if dim is None:
+        if x0 is not None:
+            dim = int(np.asarray(x0).size)
+        elif bounds is not None:
+            dim = int(np.asarray(bounds).reshape(-1, 2).shape[0])
+        else:
+            raise ValueError("wrap: give dim, x0 or bounds so the dimension is known")
+    if bounds is None:
+        bounds = np.tile([-5.0, 5.0], (dim, 1))
+    bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2)
+    if x0 is None:
+        x0 = bounds.mean(axis=1)
+    mins = tuple(m if isinstance(m, Minimum) else Minimum(*m) for m in minima)
+    return Objective(
+        name=name or getattr(fn, "__name__", "objective"),
+        fn=fn,
+        dim=int(dim),
+        x0=x0,
+        bounds=bounds,
+        minima=mins,
+        description=description,
+    )
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
