@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -48,22 +49,13 @@ def check_grad(objective: Objective, x, *, step: float | None = None) -> GradChe
       ([-215.6, -88.0], True)
     """
     fn = objective.fn if isinstance(objective, Objective) else objective
-    x = jnp.asarray(x, dtype=jnp.result_type(float))
-    x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
     eps = float(jnp.finfo(x.dtype).eps)
     h = step if step is not None else eps ** (1 / 3)
     hs = h * jnp.maximum(1.0, jnp.abs(x))
-    reverse = jax.jit(jax.grad(fn))(x)
-    forward = jax.jit(jax.jacfwd(fn))(x)
-
-    @jax.jit
-    def central(x, hs):
-        basis = jnp.eye(x.shape[0], dtype=x.dtype) * hs[:, None]
-        plus = jax.vmap(fn)(x + basis)
-        minus = jax.vmap(fn)(x - basis)
-        return (plus - minus) / (2.0 * hs)
-
-    numeric = central(x, hs)
+    reverse, forward, numeric = _three_gradients(fn)(x, hs)
     scale = max(1.0, float(jnp.max(jnp.abs(reverse))))
 
     def err(g):
@@ -78,3 +70,16 @@ def check_grad(objective: Objective, x, *, step: float | None = None) -> GradChe
         forward_error=err(forward),
         numeric_error=err(numeric),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _three_gradients(fn):
+    """One compiled program per objective function (cached, so repeated checks are cheap)."""
+
+    @jax.jit
+    def three(x, hs):
+        basis = jnp.eye(x.shape[0], dtype=x.dtype) * hs[:, None]
+        numeric = (jax.vmap(fn)(x + basis) - jax.vmap(fn)(x - basis)) / (2.0 * hs)
+        return jax.grad(fn)(x), jax.jacfwd(fn)(x), numeric
+
+    return three

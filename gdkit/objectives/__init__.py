@@ -1,9 +1,9 @@
 """Objectives: pure JAX test functions with their known minima, and user-written ones.
 
-  >>> from gdkit import objectives
-  >>> obj = objectives.get("rosenbrock")
-  >>> obj.x0, obj.minima[0].x
-  (array([-1.2,  1. ]), array([1., 1.]))
+>>> from gdkit import objectives
+>>> obj = objectives.get("rosenbrock")
+>>> obj.x0, obj.minima[0].x
+(array([-1.2,  1. ]), array([1., 1.]))
 """
 
 from gdkit.objectives import classic as _classic  # noqa: F401  (registers the functions)

@@ -70,15 +70,19 @@ def get(name: str, **params) -> Objective:
     if ":" in name:
         return _from_import_path(name, params)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown objective {name!r}{_suggest(name, names())}; known: "
-                         f"{', '.join(names())}, or an import path 'module:function'")
+        raise ValueError(
+            f"unknown objective {name!r}{_suggest(name, names())}; known: "
+            f"{', '.join(names())}, or an import path 'module:function'"
+        )
     entry = _REGISTRY[name]
     allowed = entry.params
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(f"objective {name!r} has no parameter {unknown[0]!r}"
-                         f"{_suggest(unknown[0], allowed)}; parameters: "
-                         f"{', '.join(allowed) or '(none)'}")
+        raise ValueError(
+            f"objective {name!r} has no parameter {unknown[0]!r}"
+            f"{_suggest(unknown[0], allowed)}; parameters: "
+            f"{', '.join(allowed) or '(none)'}"
+        )
     key = (name, tuple(sorted(params.items())))
     try:
         return _CACHE[key]

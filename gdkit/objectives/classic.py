@@ -99,11 +99,7 @@ def himmelblau() -> Objective:
 def beale() -> Objective:
     def fn(v):
         x, y = v[0], v[1]
-        return (
-            (1.5 - x + x * y) ** 2
-            + (2.25 - x + x * y**2) ** 2
-            + (2.625 - x + x * y**3) ** 2
-        )
+        return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
     minimum = Minimum([3.0, 0.5], 0.0)
     return Objective("beale", fn, 2, [1.0, 1.0], _box(2, -4.5, 4.5), (minimum,), "Beale")

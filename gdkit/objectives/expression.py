@@ -93,8 +93,9 @@ def from_expression(
         raise ExpressionError(f"variables repeat a name: {variables}")
     missing = sorted(free - set(variables))
     if missing:
-        raise ExpressionError(f"expression uses {missing[0]!r}, which is not among the "
-                              f"variables {list(variables)}")
+        raise ExpressionError(
+            f"expression uses {missing[0]!r}, which is not among the variables {list(variables)}"
+        )
     if not variables:
         raise ExpressionError(f"expression {expr!r} has no variables")
     index = {v: i for i, v in enumerate(variables)}
@@ -104,8 +105,13 @@ def from_expression(
         return jnp.asarray(_interpret(body, x, index), dtype=x.dtype)
 
     fn.__name__ = "expression"
-    return wrap(fn, dim=len(variables), name=name or expr.strip(),
-                description=f"f({', '.join(variables)}) = {expr.strip()}", **wrap_kwargs)
+    return wrap(
+        fn,
+        dim=len(variables),
+        name=name or expr.strip(),
+        description=f"f({', '.join(variables)}) = {expr.strip()}",
+        **wrap_kwargs,
+    )
 
 
 def _check(node: ast.AST) -> set[str]:
@@ -123,8 +129,9 @@ def _check(node: ast.AST) -> set[str]:
             return set() if n in CONSTANTS else {n}
         case ast.BinOp(left=l, op=op, right=r):
             if type(op) not in _BINARY:
-                raise ExpressionError(f"operator {_describe(op)} is not allowed "
-                                      "(allowed: + - * / **)")
+                raise ExpressionError(
+                    f"operator {_describe(op)} is not allowed (allowed: + - * / **)"
+                )
             return _check(l) | _check(r)
         case ast.UnaryOp(op=op, operand=o):
             if type(op) not in _UNARY:
@@ -137,8 +144,12 @@ def _check(node: ast.AST) -> set[str]:
         case ast.Call(func=ast.Name(id=f)):
             if f in FUNCTIONS:
                 raise ExpressionError(f"{f}() takes no keyword arguments")
-            raise ExpressionError(f"call to {f!r} is not allowed (allowed functions: "
-                                  f"{', '.join(FUNCTIONS)})")
+            raise ExpressionError(
+                f"call to {f!r} is not allowed (allowed functions: {', '.join(FUNCTIONS)})"
+            )
+        case ast.Call(func=func):
+            _check(func)  # refuses the callee itself (an attribute, a lambda, ...) by name
+            raise ExpressionError(f"call {_describe(func)!r} is not allowed")
         case _:
             raise ExpressionError(f"{_describe(node)} is not allowed in an expression")
 

@@ -29,7 +29,8 @@ def quadratic(
     from N(0, I) and b, c are set so that f(x) = 1/2 (x - x*)^T A (x - x*), minimum 0 at x*.
     The start is the origin. Everything is derived from `seed`.
     """
-    if A is None:
+    generated = A is None
+    if generated:
         if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
             raise ValueError(f"quadratic: dim must be an integer >= 1, got {dim!r}")
         if not condition_number >= 1.0:
@@ -42,9 +43,9 @@ def quadratic(
         eig = np.geomspace(1.0, float(condition_number), dim) if dim > 1 else np.ones(1)
         A = (q * eig) @ q.T
         A = 0.5 * (A + A.T)
-        x_star = rng.standard_normal(dim)
-        b = A @ x_star
-        c = 0.5 * x_star @ A @ x_star
+        x_drawn = rng.standard_normal(dim)
+        b = A @ x_drawn
+        c = 0.5 * x_drawn @ A @ x_drawn
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.allclose(A, A.T):
         raise ValueError(f"quadratic: A must be a symmetric square matrix, got shape {A.shape}")
@@ -55,12 +56,17 @@ def quadratic(
     if b.shape != (n,):
         raise ValueError(f"quadratic: b must have {n} entries, got {b.size}")
     c = float(c)
-    x_star = np.linalg.solve(A, b)
-    f_star = c - 0.5 * float(b @ x_star)
+    if generated:
+        x_star, f_star = x_drawn, 0.0
+    else:
+        x_star = np.linalg.solve(A, b)
+        f_star = c - 0.5 * float(b @ x_star)
 
+    # Evaluated in the centred form 1/2 (x - x*)'A(x - x*) + f*: the same function, but without
+    # the cancellation of 1/2 x'Ax - b'x + c, so the gap to f* stays resolvable in float32.
     def fn(x):
-        a_, b_ = jnp.asarray(A, x.dtype), jnp.asarray(b, x.dtype)
-        return 0.5 * x @ (a_ @ x) - b_ @ x + c
+        d = x - jnp.asarray(x_star, x.dtype)
+        return 0.5 * d @ (jnp.asarray(A, x.dtype) @ d) + f_star
 
     half = max(3.0, float(np.abs(x_star).max()) + 2.0)
     return Objective(

@@ -1,0 +1,204 @@
+"""Name -> optimizer registry; validation of hyperparameters at the API boundary.
+
+`register` turns a plain builder `build(**hparams) -> optax transformation` into the public
+factory: it checks names and Python-number values (never JAX arrays, which must stay
+traceable), resolves the learning-rate schedule and composes the common options
+(see `_options.py`) around the transformation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from gdkit.optimizers import _options
+
+Factory = Callable[..., optax.GradientTransformationExtraArgs]
+KINDS = ("first_order", "line_search", "second_order")
+
+# Allowed ranges of real hyperparameters, by name: (low, high, low_inclusive, high_inclusive).
+_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, math.inf, False, False),
+    "clip": (0.0, math.inf, False, False),
+    "clip_norm": (0.0, math.inf, False, False),
+    "decay_rate": (0.0, math.inf, False, False),
+    "alpha": (0.0, 1.0, True, True),
+    "slope_rtol": (0.0, 1.0, False, False),
+    "curv_rtol": (0.0, 1.0, False, False),
+    "decrease_factor": (0.0, 1.0, False, False),
+    **dict.fromkeys(("b1", "b2", "momentum", "decay", "rho"), (0.0, 1.0, True, False)),
+    **dict.fromkeys(
+        ("eps", "eps_root", "initial_accumulator_value", "initial_scale", "damping",
+         "weight_decay"),
+        (0.0, math.inf, True, False),
+    ),
+}
+# Integer (structural) hyperparameters: name -> smallest allowed value.
+_INTS: dict[str, int] = {
+    "decay_steps": 1,
+    "warmup_steps": 0,
+    "memory_size": 1,
+    "max_linesearch_steps": 1,
+    "restart_every": 1,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerInfo:
+    """What the CLI shows: name, one-line description, kind, hyperparameters with defaults.
+
+    `options` are the settings every optimizer accepts on top of its own `hparams`
+    (schedule, clipping, weight decay); see `gdkit.optimizers.OPTIONS`.
+    """
+
+    name: str
+    description: str
+    kind: str
+    hparams: dict[str, Any]
+    options: dict[str, Any]
+    factory: Factory = dataclasses.field(repr=False, compare=False)
+
+
+_REGISTRY: dict[str, OptimizerInfo] = {}
+
+
+def register(name: str, description: str, kind: str = "first_order") -> Callable:
+    """Registers `build` under `name` and returns the validated public factory."""
+    assert kind in KINDS, kind
+
+    def deco(build: Callable[..., optax.GradientTransformation]) -> Factory:
+        if name in _REGISTRY:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        sig = inspect.signature(build)
+        hparams = {p.name: p.default for p in sig.parameters.values()}
+        options = {k: v for k, v in _options.OPTIONS.items() if k not in hparams}
+
+        @functools.wraps(build)
+        def factory(*args, **kwargs) -> optax.GradientTransformationExtraArgs:
+            given = _bind(name, hparams, options, args, kwargs)
+            for key, value in given.items():
+                _check_value(name, key, value, {**hparams, **options}[key])
+            opts = {k: given.pop(k) for k in list(given) if k in options}
+            _options.check_schedule(name, opts)
+            sched = {k: opts.pop(k) for k in list(opts) if k in _options.SCHEDULE_KEYS}
+            hp = {**hparams, **given}
+            hp["learning_rate"] = _options.schedule(hp["learning_rate"], **sched)
+            return _options.wrap(build(**hp), **opts)
+
+        extra = [
+            inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+            for k, v in options.items()
+        ]
+        factory.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[*sig.parameters.values(), *extra],
+            return_annotation=optax.GradientTransformationExtraArgs,
+        )
+        _REGISTRY[name] = OptimizerInfo(name, description, kind, hparams, options, factory)
+        return factory
+
+    return deco
+
+
+def names() -> list[str]:
+    """The registered optimizer names, in registration order (first order first)."""
+    return list(_REGISTRY)
+
+
+def entries() -> list[OptimizerInfo]:
+    """Name, description, kind, hyperparameters and options of every optimizer."""
+    return list(_REGISTRY.values())
+
+
+def info(name: str) -> OptimizerInfo:
+    """The `OptimizerInfo` of `name`; ValueError listing the known names if there is none.
+
+    Example:
+      >>> from gdkit import optimizers
+      >>> optimizers.info("adam").hparams
+      {'learning_rate': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}
+    """
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown optimizer {name!r}{_suggest(name, _REGISTRY)}; known: {', '.join(_REGISTRY)}"
+        )
+    return _REGISTRY[name]
+
+
+def get(name: str, **hparams) -> optax.GradientTransformationExtraArgs:
+    """Builds optimizer `name` with `hparams` (its own hyperparameters and the common options).
+
+    Numeric hyperparameters may be JAX arrays, also tracers inside `jax.vmap`/`jax.jit`, so a
+    sweep over them compiles once. Python numbers are validated here; errors name the
+    optimizer, the argument, and what is allowed.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gdkit import optimizers
+      >>> opt = optimizers.get("adam", learning_rate=0.1, clip_norm=1.0)
+      >>> state = opt.init(jnp.zeros(3))
+      >>> optimizers.get("adma")
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown optimizer 'adma' (did you mean 'adam'?); known: gd, ...
+    """
+    return info(name).factory(**hparams)
+
+
+def _bind(name, hparams, options, args, kwargs) -> dict[str, Any]:
+    if len(args) > len(hparams):
+        raise ValueError(f"{name} takes at most {len(hparams)} positional arguments "
+                         f"({', '.join(hparams)}), got {len(args)}")
+    given = dict(zip(hparams, args, strict=False))
+    for key, value in kwargs.items():
+        if key in given:
+            raise ValueError(f"{name}: {key!r} given both positionally and by keyword")
+        if key not in hparams and key not in options:
+            raise ValueError(
+                f"{name} has no hyperparameter {key!r}{_suggest(key, [*hparams, *options])}; "
+                f"hyperparameters: {', '.join(hparams)}; options: {', '.join(options)}"
+            )
+        given[key] = value
+    return given
+
+
+def _check_value(name: str, key: str, value: Any, default: Any) -> None:
+    where = f"{name}: {key}"
+    if value is None and default is None:
+        return
+    if key == "schedule":
+        return  # checked with the other schedule options
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be True or False, got {value!r}")
+        return
+    if key in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{where} must be a Python int, got {value!r}")
+        if value < _INTS[key]:
+            raise ValueError(f"{where} must be >= {_INTS[key]}, got {value}")
+        return
+    if isinstance(value, jax.Array) or (key == "learning_rate" and callable(value)):
+        return  # data (maybe traced) or an optax schedule: never branched on
+    if isinstance(value, bool | str) or not isinstance(value, int | float | np.number | np.ndarray):
+        raise ValueError(f"{where} must be a number or a JAX array, got {value!r}")
+    low, high, low_in, high_in = _RANGES.get(key, (-math.inf, math.inf, False, False))
+    arr = np.asarray(value, dtype=np.float64)
+    ok = np.isfinite(arr) & (arr >= low if low_in else arr > low)
+    ok &= arr <= high if high_in else arr < high
+    if not np.all(ok):
+        interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+        raise ValueError(f"{where} must be finite and in {interval}, got {value!r}")
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,46 @@
+"""The command line: exit codes, one-line errors, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gdkit.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("gdkit ")
+
+
+def test_check_grad_at_the_classic_start(capsys):
+    assert main(["check-grad", "rosenbrock", "--at", "-1.2,1", "--x64"]) == 0
+    out = capsys.readouterr().out
+    assert "-215.6" in out and "agree" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check-grad", "rosenbrok"], "did you mean 'rosenbrock'"),
+        (["check-grad", "rosenbrock", "--at", "1,a"], "--at: expected comma-separated numbers"),
+        (["check-grad", "rosenbrock", "--at", "1,2,3"], "takes 2 coordinates"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_list_shows_objectives_with_parameters():
+    out = subprocess.run(
+        [sys.executable, "-m", "gdkit.cli", "list", "objectives"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=None,
+    ).stdout
+    assert "rosenbrock" in out and "condition_number" in out
