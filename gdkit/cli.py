@@ -117,8 +117,6 @@ def _cmd_check_grad(args) -> int:
 
     from gdkit import check_grad, objectives
 
-    if args.x64:
-        jax.config.update("jax_enable_x64", True)
     obj = objectives.get(args.objective)
     if args.at is None:
         x = obj.x0
@@ -129,7 +127,8 @@ def _cmd_check_grad(args) -> int:
             raise UserError(f"--at: expected comma-separated numbers, got {args.at!r}") from None
         if x.size != obj.dim:
             raise UserError(f"--at: {obj.name} takes {obj.dim} coordinates, got {x.size}")
-    c = check_grad(obj, x.astype(np.float64 if args.x64 else np.float32))
+    with jax.enable_x64(args.x64):
+        c = check_grad(obj, x.astype(np.float64 if args.x64 else np.float32))
     np.set_printoptions(precision=8, suppress=False)
     print(f"objective    {obj.name} (dim {obj.dim}) at x = {c.x}  [{c.x.dtype}]")
     print(f"reverse      {c.reverse}    (jax.grad)")

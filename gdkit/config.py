@@ -1,0 +1,389 @@
+"""Experiment configs: the YAML schema (validated by pydantic), loading, and `--set` overrides.
+
+The config layer knows nothing of XLA: it turns a file into an `ExperimentConfig` whose every
+value has been checked, with errors that name the key path (`optimizers.1.learning_rate: ...`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import pathlib
+import re
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins")
+Number = StrictInt | StrictFloat
+
+
+class ConfigError(ValueError):
+    """A config that cannot be loaded or validated; the message is one line naming the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def sweep_values(value: Any) -> np.ndarray | None:
+    """The 1-D float64 grid of a swept hyperparameter, or None when `value` is fixed.
+
+    Swept: a list of numbers, `{logspace: [a, b, n]}` (n values 10^a .. 10^b) or
+    `{linspace: [a, b, n]}`. Fixed: a number, a name (a schedule, say) or a flag.
+    Raises ValueError (without the key, which the caller knows) for anything else.
+    """
+    if isinstance(value, dict):
+        if len(value) != 1 or next(iter(value)) not in ("logspace", "linspace"):
+            raise ValueError(
+                f"expected a number, a list, {{logspace: [a, b, n]}} or "
+                f"{{linspace: [a, b, n]}}, got {value!r}"
+            )
+        kind, spec = next(iter(value.items()))
+        if (
+            not isinstance(spec, list)
+            or len(spec) != 3
+            or not all(map(_is_number, spec[:2]))
+            or not _is_int(spec[2])
+            or spec[2] < 1
+        ):
+            raise ValueError(f"{kind}: expected [start, stop, count >= 1], got {spec!r}")
+        a, b, n = spec
+        return np.logspace(a, b, n) if kind == "logspace" else np.linspace(a, b, n)
+    if isinstance(value, list):
+        if not value or not all(map(_is_number, value)):
+            raise ValueError(f"a swept list must hold finite numbers, got {value!r}")
+        return np.asarray(value, dtype=np.float64)
+    if value is None or isinstance(value, bool | str) or _is_number(value):
+        return None
+    raise ValueError(f"expected a number, a name or a sweep, got {value!r}")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class ObjectiveSpec(BaseModel):
+    """One objective: `{name: ..., <params>}`, `{expr: "...", variables: [...]}` or
+    `{name: "package.module:function", <params>}`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str | None = None
+    expr: str | None = None
+    variables: list[str] | None = None
+    bounds: list[tuple[Number, Number]] | None = None
+    x0: list[Number] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.name is None) == (self.expr is None):
+            raise ValueError("give exactly one of 'name' or 'expr'")
+        if self.expr is None and self.variables is not None:
+            raise ValueError("'variables' goes with 'expr'")
+        return self
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def label(self) -> str:
+        return self.name or self.expr
+
+
+class OptimizerSpec(BaseModel):
+    """One optimizer: `{name: ..., <hyperparameter>: value | list | {logspace|linspace: ...}}`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def swept(self) -> dict[str, np.ndarray]:
+        """The swept hyperparameters, name -> values, in the order the config gives them."""
+        swept = {k: sweep_values(v) for k, v in self.hparams.items()}
+        return {k: v for k, v in swept.items() if v is not None}
+
+    def fixed(self) -> dict[str, Any]:
+        """The fixed hyperparameters, name -> value."""
+        return {k: v for k, v in self.hparams.items() if sweep_values(v) is None}
+
+
+class DefaultStarts(_Strict):
+    kind: Literal["default"] = "default"
+
+
+class GridStarts(_Strict):
+    kind: Literal["grid"]
+    n: Annotated[StrictInt, Field(ge=1, le=1000)]
+
+
+class UniformStarts(_Strict):
+    kind: Literal["uniform"]
+    n: Annotated[StrictInt, Field(ge=1)]
+    seed: StrictInt = 0
+
+
+class ListStarts(_Strict):
+    kind: Literal["list"]
+    points: Annotated[list[list[Number]], Field(min_length=1)]
+
+
+Starts = Annotated[
+    DefaultStarts | GridStarts | UniformStarts | ListStarts, Field(discriminator="kind")
+]
+
+
+class ExperimentConfig(_Strict):
+    """The whole experiment; see configs/*.yaml for worked examples."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
+    objectives: Annotated[list[ObjectiveSpec], Field(min_length=1)]
+    optimizers: Annotated[list[OptimizerSpec], Field(min_length=1)]
+    starts: Starts = DefaultStarts()
+    seeds: Annotated[StrictInt, Field(ge=1)] | None = None
+    steps: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
+    tol: Annotated[Number, Field(gt=0)] | None = None
+    dtype: Literal["float32", "float64"] = "float32"
+    platform: Literal["auto", "cpu", "gpu"] = "auto"
+    record_every: Annotated[StrictInt, Field(ge=1)] | None = None
+    plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; numbers in scientific notation are floats here."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}:{where}: malformed YAML: {problem}") from None
+
+
+def load(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads, overrides (`key.path=value`) and validates a config file."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    raw = parse_yaml(text, str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return validate(apply_overrides(raw, overrides))
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`["optimizers.0.name=rmsprop", "steps=500"]` applied to a copy of the raw config."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        value = parse_yaml(text, f"--set {key}")
+        node: Any = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            where = ".".join(parts[: i + 1])
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                    raise ConfigError(
+                        f"--set {key}: {where}: no item {part} (the list has {len(node)})"
+                    )
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]
+    return raw
+
+
+def validate(raw: dict) -> ExperimentConfig:
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_first_error(e)) from None
+    _check_names(config)
+    return config
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    # Drop pydantic's union-member tags (`float`, `GridStarts`, ...) from the key path.
+    loc = [p for p in loc if not (p[:1].isupper() or p in _TYPE_TAGS or "[" in p)]
+    starts_model = None
+    if loc[:1] == ["starts"] and len(loc) > 1 and loc[1] in _STARTS:
+        starts_model = _STARTS[loc.pop(1)]
+    path = ".".join(loc) or "config"
+    if err["type"] in ("int_type", "int_parsing", "float_type", "float_parsing"):
+        return f"{path}: must be a number, got {err.get('input')!r}"
+    if err["type"] == "extra_forbidden":
+        model = starts_model or _model_at(loc[:-1])
+        fields = list(model.model_fields) if model else []
+        hint = difflib.get_close_matches(loc[-1], fields, n=1)
+        did = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"{path}: unknown key{did}; allowed: {', '.join(fields)}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    got = err.get("input")
+    return f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
+
+
+_STARTS = {
+    "default": DefaultStarts,
+    "grid": GridStarts,
+    "uniform": UniformStarts,
+    "list": ListStarts,
+}
+_TYPE_TAGS = {
+    "int",
+    "float",
+    "str",
+    "bool",
+    "none",
+    "list",
+    "tuple",
+    "function-after",
+    "constrained-int",
+    "constrained-float",
+    "constrained-str",
+}
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        if part.isdigit():
+            continue
+        if part == "starts":
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return model
+        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    return model
+
+
+def _check_names(config: ExperimentConfig) -> None:
+    """Objective and optimizer names, parameters and hyperparameter values, checked by building
+    each one (once per swept value) before anything is compiled."""
+    from gdkit import optimizers
+
+    for i, spec in enumerate(config.objectives):
+        try:
+            build_objective(spec)
+        except ValueError as e:
+            key, msg = _split_key(str(e), spec.name or "")
+            m = re.search(r"has no parameter '(\w+)'", msg)
+            key = key or (m.group(1) if m else None)
+            raise ConfigError(f"objectives.{i}{'.' + key if key else ''}: {msg}") from None
+    for i, spec in enumerate(config.optimizers):
+        where = f"optimizers.{i}"
+        try:
+            info = optimizers.info(spec.name)
+        except ValueError as e:
+            raise ConfigError(f"{where}.name: {e}") from None
+        allowed = [*info.hparams, *info.options]
+        for key, value in spec.hparams.items():
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(
+                    f"{where}.{key}: {spec.name} has no such hyperparameter{did};"
+                    f" allowed: {', '.join(allowed)}"
+                )
+            try:
+                sweep_values(value)
+            except ValueError as e:
+                raise ConfigError(f"{where}.{key}: {e}") from None
+        fixed, swept = spec.fixed(), spec.swept()
+        first = {k: float(v[0]) for k, v in swept.items()}
+        trials = [{}] + [{k: float(x)} for k, v in swept.items() for x in v]
+        for trial in trials:
+            try:
+                optimizers.get(spec.name, **{**fixed, **first, **trial})
+            except (ValueError, TypeError) as e:
+                key, msg = _split_key(str(e), spec.name)
+                raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
+
+
+def _split_key(message: str, name: str) -> tuple[str | None, str]:
+    """`"adam: b1 must be in [0, 1), got 1.5"` -> `("b1", "must be in [0, 1), got 1.5")`."""
+    m = re.match(rf"^{re.escape(name)}: (\w+) (.*)$", message)
+    return (m.group(1), m.group(2)) if m else (None, message)
+
+
+def build_objective(spec: ObjectiveSpec):
+    """The `Objective` an `ObjectiveSpec` names (ValueError when it cannot be built)."""
+    from gdkit import objectives
+
+    extras = {}
+    if spec.bounds is not None:
+        extras["bounds"] = [list(map(float, b)) for b in spec.bounds]
+    if spec.x0 is not None:
+        extras["x0"] = [float(v) for v in spec.x0]
+    if spec.expr is not None:
+        if spec.params:
+            raise ValueError(f"an expression takes no parameters, got {sorted(spec.params)}")
+        return objectives.from_expression(spec.expr, spec.variables, **extras)
+    if extras:
+        import dataclasses
+
+        base = objectives.get(spec.name, **spec.params)
+        if "bounds" in extras and np.asarray(extras["bounds"]).shape != (base.dim, 2):
+            raise ValueError(f"bounds: expected {base.dim} rows of [low, high]")
+        return dataclasses.replace(base, **extras)
+    return objectives.get(spec.name, **spec.params)
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+    """The resolved config as YAML (loadable again by `load`)."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)
