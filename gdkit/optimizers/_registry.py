@@ -37,8 +37,14 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "decrease_factor": (0.0, 1.0, False, False),
     **dict.fromkeys(("b1", "b2", "momentum", "decay", "rho"), (0.0, 1.0, True, False)),
     **dict.fromkeys(
-        ("eps", "eps_root", "initial_accumulator_value", "initial_scale", "damping",
-         "weight_decay"),
+        (
+            "eps",
+            "eps_root",
+            "initial_accumulator_value",
+            "initial_scale",
+            "damping",
+            "weight_decay",
+        ),
         (0.0, math.inf, True, False),
     ),
 }
@@ -155,8 +161,10 @@ def get(name: str, **hparams) -> optax.GradientTransformationExtraArgs:
 
 def _bind(name, hparams, options, args, kwargs) -> dict[str, Any]:
     if len(args) > len(hparams):
-        raise ValueError(f"{name} takes at most {len(hparams)} positional arguments "
-                         f"({', '.join(hparams)}), got {len(args)}")
+        raise ValueError(
+            f"{name} takes at most {len(hparams)} positional arguments "
+            f"({', '.join(hparams)}), got {len(args)}"
+        )
     given = dict(zip(hparams, args, strict=False))
     for key, value in kwargs.items():
         if key in given:

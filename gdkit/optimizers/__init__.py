@@ -1,0 +1,54 @@
+"""Optimizers: optax `GradientTransformationExtraArgs` with sweepable hyperparameters.
+
+Every optimizer is a function (`adam(learning_rate=..., b1=...)`) and a registry name
+(`get("adam", ...)`). All accept the common `OPTIONS` (schedule, clip, clip_norm,
+weight_decay) and take JAX arrays for numeric hyperparameters, so `jax.vmap` batches a grid of
+them into one compiled program. Call `update(updates, state, params, value=, grad=,
+value_fn=)`: first-order methods ignore the extra arguments, line-search and second-order
+methods need them.
+
+  >>> from gdkit import optimizers
+  >>> optimizers.names()[:4]
+  ['gd', 'momentum', 'nesterov', 'adagrad']
+  >>> opt = optimizers.get("adam", learning_rate=0.1, schedule="cosine_decay", decay_steps=100)
+"""
+
+from gdkit.optimizers._options import OPTION_DOCS, OPTIONS, SCHEDULES
+from gdkit.optimizers._registry import OptimizerInfo, entries, get, info, names
+from gdkit.optimizers.first_order import adadelta, adagrad, gd, momentum, nesterov, rmsprop
+from gdkit.optimizers.adaptive import adam, adamax, adamw, amsgrad, lion, nadam  # noqa: I001
+from gdkit.optimizers.linesearch import gd_linesearch, scale_by_armijo_backtracking
+from gdkit.optimizers.second_order import bfgs, lbfgs, newton, scale_by_bfgs, scale_by_newton
+from gdkit.optimizers.ncg import ncg, scale_by_ncg
+
+__all__ = [
+    "OPTIONS",
+    "OPTION_DOCS",
+    "SCHEDULES",
+    "OptimizerInfo",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "amsgrad",
+    "bfgs",
+    "entries",
+    "gd",
+    "gd_linesearch",
+    "get",
+    "info",
+    "lbfgs",
+    "lion",
+    "momentum",
+    "nadam",
+    "ncg",
+    "nesterov",
+    "newton",
+    "names",
+    "rmsprop",
+    "scale_by_armijo_backtracking",
+    "scale_by_bfgs",
+    "scale_by_ncg",
+    "scale_by_newton",
+]
