@@ -1,0 +1,187 @@
+"""The compiled lane programs of a sweep: init, a chunk of steps, finish.
+
+Layout: every per-lane array keeps the lane axis LAST (minor), x is [d, L], per-lane scalars
+are [L]. The optimizer step is written for one lane and vmapped with in/out axes -1, so the
+lanes are the contiguous axis XLA vectorizes over; the bookkeeping (divergence, best loss,
+steps to tol, last finite point) is plain elementwise code on [L] arrays fused into the step.
+
+Step t (0-based) evaluates f(x_t) and its gradient, does the bookkeeping for x_t, then
+applies the optimizer update to get x_{t+1}. `finish` evaluates x_T. So the losses seen are
+f(x_0), ..., f(x_T) and steps_to_tol / diverged_step are in [0, T].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdkit.objectives import Objective
+
+NEVER = np.iinfo(np.int32).max  # "not yet" for steps_to_tol / diverged_step inside programs
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Everything that shapes the compiled program (the cache key, with the array shapes)."""
+
+    objective: Objective
+    make: Callable[..., Any] = dataclasses.field(compare=False)
+    optimizer_key: Any
+    lane_names: tuple[str, ...]
+    fixed_names: tuple[str, ...]
+    static: tuple[tuple[str, Any], ...]
+    dtype: str
+    tol_metric: str | None  # "gap", "grad_norm" or None (no tol)
+    noise: bool
+    unroll: int
+
+
+def _optimizer(spec: Spec, hp: dict) -> optax.GradientTransformationExtraArgs:
+    opt = spec.make(**dict(spec.static), **hp)
+    return optax.with_extra_args_support(opt)
+
+
+def _lane_update(spec: Spec, x, opt_state, key, hp, noise):
+    """One optimizer step for one lane: returns (v, metric, x_new, state_new, key_new)."""
+    fn = spec.objective.fn
+    v, g = jax.value_and_grad(fn)(x)
+    if spec.noise:
+        key, sub = jax.random.split(jax.random.wrap_key_data(key))
+        g = g + noise * jax.random.normal(sub, g.shape, g.dtype)
+        key = jax.random.key_data(key)
+    metric = jnp.sum(g * g) if spec.tol_metric == "grad_norm" else v  # |g|^2 vs tol^2
+    opt = _optimizer(spec, hp)
+    updates, opt_state = opt.update(g, opt_state, x, value=v, grad=g, value_fn=fn)
+    x_new = optax.apply_updates(x, updates)
+    return v, metric, x_new, opt_state, key
+
+
+def _vmapped(f):
+    return jax.vmap(f, in_axes=-1, out_axes=-1)
+
+
+def make_init(spec: Spec):
+    """(x0 [d,L], lane_hp, fixed_hp, keys [2,L] | None, thr_scale) -> carry."""
+
+    def init(x0, lane_hp, fixed_hp, keys, thr_scale):
+        def lane(x, hp_l):
+            return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
+
+        opt_state = _vmapped(lane)(x0, lane_hp)
+        f0 = jax.vmap(spec.objective.fn, in_axes=-1)(x0)
+        thr = thr_scale * jnp.maximum(1.0, jnp.abs(f0))
+        thr = jnp.where(jnp.isfinite(thr), thr, jnp.inf).astype(x0.dtype)
+        L = x0.shape[-1]
+        return {
+            "x": x0,
+            "opt_state": opt_state,
+            "key": keys,
+            "thr": thr,
+            "best": jnp.full((L,), jnp.inf, x0.dtype),
+            "stt": jnp.full((L,), NEVER, jnp.int32),
+            "div": jnp.full((L,), NEVER, jnp.int32),
+            "x_good": x0,
+        }
+
+    return init
+
+
+def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
+    """One step of every lane, bookkeeping included.
+
+    Returns (carry, loss of x_t or NaN once diverged, whether x_t is within tol)."""
+
+    def lane(x, s, k, hp_l):
+        return _lane_update(spec, x, s, k, {**hp_l, **fixed_hp}, consts["noise"])
+
+    v, metric, x_new, opt_state, key = _vmapped(lane)(
+        carry["x"], carry["opt_state"], carry["key"], lane_hp
+    )
+    c = dict(carry)
+    ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
+    div = jnp.minimum(carry["div"], jnp.where(ok, NEVER, t))
+    alive = div == NEVER
+    c["div"] = div
+    c["best"] = jnp.minimum(carry["best"], jnp.where(alive, v, jnp.inf))
+    if spec.tol_metric == "gap":
+        hit = metric - consts["f_min"] <= consts["tol"]
+    elif spec.tol_metric == "grad_norm":
+        hit = metric <= consts["tol"] * consts["tol"]
+    else:
+        hit = jnp.zeros_like(alive)
+    if spec.tol_metric is not None:
+        c["stt"] = jnp.minimum(carry["stt"], jnp.where(hit, t, NEVER))
+    c["x_good"] = jnp.where(alive, carry["x"], carry["x_good"])
+    c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
+    return c, jnp.where(alive, v, jnp.nan), hit
+
+
+def make_chunk(spec: Spec, blocks: int, record_every: int):
+    """(carry, lane_hp, fixed_hp, consts, t0) -> (carry, history [blocks, L]).
+
+    Runs blocks * record_every steps starting at step t0; records the loss at the first step
+    of every block (steps t0, t0 + r, ...). An inner scan of r - 1 steps avoids a per-step
+    history write.
+    """
+    r = record_every
+
+    def chunk(carry, lane_hp, fixed_hp, consts, t0):
+        def inner(c, t):
+            return _step(spec, c, t, lane_hp, fixed_hp, consts)[0], None
+
+        def block(c, k):
+            t = t0 + k * r
+            c, v, _ = _step(spec, c, t, lane_hp, fixed_hp, consts)
+            if r > 1:
+                ts = t + 1 + jnp.arange(r - 1, dtype=jnp.int32)
+                c, _ = jax.lax.scan(inner, c, ts, unroll=min(spec.unroll, r - 1))
+            return c, v
+
+        return jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.int32))
+
+    return chunk
+
+
+def make_finish(spec: Spec):
+    """(carry, lane_hp, fixed_hp, consts, T) -> per-lane outputs after the last step."""
+
+    def finish(carry, lane_hp, fixed_hp, consts, t_end):
+        c, v, hit = _step(spec, carry, t_end, lane_hp, fixed_hp, consts)
+        vg = jax.vmap(jax.value_and_grad(spec.objective.fn), in_axes=-1, out_axes=-1)
+        f_good, g_good = vg(c["x_good"])
+        return {
+            "final_loss": f_good,
+            "best_loss": c["best"],
+            "final_x": c["x_good"],
+            "final_grad_norm": jnp.sqrt(jnp.sum(g_good * g_good, axis=0)),
+            "steps_to_tol": c["stt"],
+            "diverged_step": c["div"],
+            "final_hit": hit,
+            "last_record": v,
+        }
+
+    return finish
+
+
+def make_trajectory(spec: Spec, steps: int):
+    """(carry, lane_hp, fixed_hp, consts) -> x path [T+1, d, K], loss path [T+1, K].
+
+    Full recording for a few lanes (for plots): the same step as the sweep, held at the last
+    finite point once a lane diverges.
+    """
+
+    def run(carry, lane_hp, fixed_hp, consts):
+        def body(c, t):
+            c2, v, _ = _step(spec, c, t, lane_hp, fixed_hp, consts)
+            return c2, (c2["x_good"], v)
+
+        _c, (xs, vs) = jax.lax.scan(body, carry, jnp.arange(steps + 1, dtype=jnp.int32))
+        return xs, vs
+
+    return run

@@ -1,0 +1,164 @@
+"""Runs a set of lanes through the compiled programs: sharding, lane chunks, step chunks."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gdkit import _kernel
+from gdkit._lanes import Segment
+
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE_SIZE = 64
+compile_count = 0  # how many programs this module has compiled (tests check reuse)
+
+
+def resolve_devices(devices: Any) -> list:
+    if devices is None:
+        return list(jax.local_devices())
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        local = jax.local_devices()
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"sweep: devices={devices}, but there are {len(local)} local devices")
+        return list(local[:devices])
+    devices = list(devices)
+    if not devices:
+        raise ValueError("sweep: devices is empty")
+    return devices
+
+
+def _lane_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+    if ndim == 0:
+        return NamedSharding(mesh, PartitionSpec())
+    return NamedSharding(mesh, PartitionSpec(*([None] * (ndim - 1)), "lanes"))
+
+
+def _put(tree, mesh: Mesh, lanes: bool = True):
+    def put(a):
+        return jax.device_put(a, _lane_sharding(mesh, np.ndim(a) if lanes else 0))
+
+    return jax.tree.map(put, tree)
+
+
+def _compiled(key: tuple, build: Callable[[], Any], args: tuple, donate: bool, clock: list):
+    """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time."""
+    global compile_count
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    t = time.perf_counter()
+    fn = jax.jit(build(), donate_argnums=(0,) if donate else ())
+    exe = fn.lower(*args).compile()
+    clock[0] += time.perf_counter() - t
+    compile_count += 1
+    _CACHE[key] = exe
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return exe
+
+
+def per_lane_bytes(
+    spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str], seg_blocks: int
+) -> int:
+    """Device bytes per lane: the carry (in + out + temporaries) and one chunk of history."""
+    dtype = jnp.dtype(spec.dtype)
+    x = jax.ShapeDtypeStruct((dim, 1), dtype)
+    hp = {n: jax.ShapeDtypeStruct((1,), dtype) for n in lane_hp_names}
+    fixed = {n: jax.ShapeDtypeStruct((), dtype) for n in spec.fixed_names}
+    keys = jax.ShapeDtypeStruct((2, 1), jnp.uint32) if spec.noise else None
+    carry = jax.eval_shape(
+        _kernel.make_init(spec), x, hp, fixed, keys, jax.ShapeDtypeStruct((), dtype)
+    )
+    carry_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
+    return 4 * carry_bytes + (seg_blocks + 2) * dtype.itemsize + 8 * len(lane_hp_names)
+
+
+def run_lanes(
+    spec: _kernel.Spec,
+    x0: np.ndarray,  # [L, d] float64
+    lane_hp: dict[str, np.ndarray],  # name -> [L]
+    fixed_hp: dict[str, float],
+    keys: np.ndarray | None,  # [L, 2] uint32
+    consts: dict[str, float],
+    thr_scale: float,
+    segments: Sequence[Segment],
+    steps: int,
+    devices: list,
+    lanes_per_chunk: int,
+    advance: Callable[[int], None],
+    clock: list,
+) -> dict[str, np.ndarray]:
+    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays."""
+    dtype = jnp.dtype(spec.dtype)
+    n = x0.shape[0]
+    nd = len(devices)
+    mesh = Mesh(np.array(devices), ("lanes",))
+    size = min(lanes_per_chunk, n)
+    size = -(-size // nd) * nd  # padded to a multiple of the device count
+    fixed = {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()}
+    fixed = _put(fixed, mesh, lanes=False)
+    cst = _put({k: jnp.asarray(v, dtype) for k, v in consts.items()}, mesh, lanes=False)
+    outs: dict[str, list] = collections.defaultdict(list)
+    for lo in range(0, n, size):
+        idx = np.arange(lo, lo + size)
+        idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
+        args = (
+            _put(jnp.asarray(x0[idx].T, dtype), mesh),
+            _put({k: jnp.asarray(v[idx], dtype) for k, v in lane_hp.items()}, mesh),
+            fixed,
+            None if keys is None else _put(jnp.asarray(keys[idx].T), mesh),
+            jax.device_put(jnp.asarray(thr_scale, dtype), _lane_sharding(mesh, 0)),
+        )
+        base = (spec, size, x0.shape[1], tuple(devices))
+        carry = _compiled((*base, "init"), lambda: _kernel.make_init(spec), args, False, clock)(
+            *args
+        )
+        hist, t0 = [], 0
+        for seg in segments:
+            a = (carry, args[1], fixed, cst, jnp.asarray(t0, jnp.int32))
+            exe = _compiled(
+                (*base, "chunk", seg.blocks, seg.record_every),
+                lambda s=seg: _kernel.make_chunk(spec, s.blocks, s.record_every),
+                a,
+                True,
+                clock,
+            )
+            carry, h = exe(*a)
+            hist.append(np.asarray(h))
+            t0 += seg.steps
+            advance(seg.steps * min(size, n - lo))
+        a = (carry, args[1], fixed, cst, jnp.asarray(steps, jnp.int32))
+        res = _compiled((*base, "finish"), lambda: _kernel.make_finish(spec), a, False, clock)(*a)
+        keep = min(size, n - lo)
+        res = {k: np.asarray(v)[..., :keep] for k, v in res.items()}
+        hist.append(res.pop("last_record")[None])
+        outs["history"].append(np.concatenate(hist, axis=0)[:, :keep])
+        for k, v in res.items():
+            outs[k].append(v)
+    return {k: np.concatenate(v, axis=-1) for k, v in outs.items()}
+
+
+def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps, clock):
+    """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1]."""
+    dtype = jnp.dtype(spec.dtype)
+    args = (
+        jnp.asarray(x0.T, dtype),
+        {k: jnp.asarray(v, dtype) for k, v in lane_hp.items()},
+        {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()},
+        None if keys is None else jnp.asarray(keys.T),
+        jnp.asarray(thr_scale, dtype),
+    )
+    carry = jax.jit(_kernel.make_init(spec))(*args)
+    cst = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
+    t = time.perf_counter()
+    xs, vs = jax.jit(_kernel.make_trajectory(spec, steps))(carry, args[1], args[2], cst)
+    xs, vs = np.asarray(xs), np.asarray(vs)
+    del t
+    return np.transpose(xs, (2, 0, 1)), vs.T

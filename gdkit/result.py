@@ -1,0 +1,243 @@
+"""`SweepResult`: every lane's outcome as NumPy arrays with named axes.
+
+Axes are, in order: the grid hyperparameters (in the order the grid gave them), `start`, and
+`seed` when seeds were used. Per-lane arrays have exactly that shape; `final_x` adds a trailing
+coordinate axis [.., d], `history` a trailing record axis [.., R] (steps in `history_steps`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+STATUSES = ("converged", "max_steps", "diverged")
+
+_ARRAYS = (
+    "final_loss",
+    "best_loss",
+    "final_x",
+    "final_grad_norm",
+    "steps_to_tol",
+    "status",
+    "diverged_step",
+    "history",
+    "history_steps",
+    "starts",
+    "trajectory_lanes",
+    "trajectory_x",
+    "trajectory_loss",
+)
+
+
+@dataclasses.dataclass(eq=False)
+class SweepResult:
+    """The outcome of `sweep`: one entry per lane (grid point x start x seed).
+
+    Fields:
+      objective, optimizer: names; fixed: the hyperparameters held fixed (not swept).
+      axes: axis name -> values, in axis order (grid names..., "start", ["seed"]); the values
+        of "start" are start indices (coordinates are in `starts`, [S, d]).
+      final_loss: f at the final point (for diverged lanes: at the last finite point).
+      best_loss: lowest loss seen at any step before divergence.
+      final_x: [..., d] the final point (for diverged lanes: the last finite point).
+      final_grad_norm: |grad f| at the final point.
+      steps_to_tol: steps taken when the gap f - f_min (or |grad f| when f_min is unknown)
+        first fell to `tol` or below; -1 if never (or only after diverging).
+      status: "converged" (reached tol, never diverged), "diverged" (loss NaN/inf or above the
+        divergence threshold at step `diverged_step`), otherwise "max_steps".
+      diverged_step: the step whose loss was bad; -1 if the lane never diverged.
+      history: [..., R] loss at steps `history_steps` (NaN from the divergence on).
+      trajectory_lanes / trajectory_x [K, steps+1, d] / trajectory_loss [K, steps+1]: full paths
+        of the lanes asked for with `trajectories=` (flat lane indices), else None.
+      compile_time, run_time: seconds spent compiling and running.
+
+    Example:
+      >>> from gdkit.sweep import sweep
+      >>> r = sweep("parabola", "sgd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
+      ...           tol=1e-6, progress=False)
+      >>> r.dims, r.shape, list(r.status.ravel())
+      (('learning_rate', 'start'), (2, 1), ['converged', 'converged'])
+      >>> r.best()["learning_rate"]
+      0.5
+    """
+
+    objective: str
+    optimizer: str
+    fixed: dict[str, Any]
+    axes: dict[str, np.ndarray]
+    starts: np.ndarray
+    steps: int
+    tol: float | None
+    tol_metric: str  # "gap" or "grad_norm"
+    f_min: float | None
+    dtype: str
+    divergence_threshold: float
+    final_loss: np.ndarray
+    best_loss: np.ndarray
+    final_x: np.ndarray
+    final_grad_norm: np.ndarray
+    steps_to_tol: np.ndarray
+    status: np.ndarray
+    diverged_step: np.ndarray
+    history: np.ndarray
+    history_steps: np.ndarray
+    trajectory_lanes: np.ndarray | None = None
+    trajectory_x: np.ndarray | None = None
+    trajectory_loss: np.ndarray | None = None
+    compile_time: float = 0.0
+    run_time: float = 0.0
+
+    # -- shape ---------------------------------------------------------------------------
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The axis names, in order."""
+        return tuple(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def lanes(self) -> int:
+        """The number of lanes (grid points x starts x seeds)."""
+        return int(np.prod(self.shape))
+
+    @property
+    def gap(self) -> np.ndarray | None:
+        """final_loss - f_min, or None when the minimum is unknown."""
+        return None if self.f_min is None else self.final_loss - self.f_min
+
+    @property
+    def converged(self) -> np.ndarray:
+        return self.status == "converged"
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.status == "diverged"
+
+    def counts(self) -> dict[str, int]:
+        """How many lanes ended in each status."""
+        return {s: int(np.sum(self.status == s)) for s in STATUSES}
+
+    def coords(self, lane: int) -> dict[str, Any]:
+        """Axis name -> value of the flat (C-order) lane index `lane`."""
+        idx = np.unravel_index(int(lane), self.shape)
+        return {
+            name: _py(values[i]) for (name, values), i in zip(self.axes.items(), idx, strict=False)
+        }
+
+    # -- queries -------------------------------------------------------------------------
+
+    def best(self, *, converged: bool = False, by: str = "final_loss") -> dict[str, Any]:
+        """The row of the best lane: lowest `by` (final_loss or best_loss; equivalent to the
+        gap), ties broken by fewer steps_to_tol. Diverged lanes never win; with
+        `converged=True` only converged lanes compete. Raises ValueError if no lane qualifies.
+        """
+        if by not in ("final_loss", "best_loss"):
+            raise ValueError(f"best: by must be 'final_loss' or 'best_loss', got {by!r}")
+        ok = self.converged if converged else ~self.diverged
+        ok = ok.ravel()
+        if not ok.any():
+            what = "converged" if converged else "non-diverged"
+            raise ValueError(f"best: no {what} lane in this sweep ({self.counts()})")
+        loss = getattr(self, by).ravel().astype(np.float64)
+        stt = self.steps_to_tol.ravel().astype(np.float64)
+        stt = np.where(stt < 0, np.inf, stt)
+        lanes = np.flatnonzero(ok)
+        order = np.lexsort((stt[lanes], loss[lanes]))
+        return self.row(int(lanes[order[0]]))
+
+    def row(self, lane: int) -> dict[str, Any]:
+        """The tidy row of one lane (see `rows`)."""
+        lane = int(lane)
+        out = self.coords(lane)
+        start = out["start"]
+        for j, c in enumerate(self.starts[start]):
+            out[f"x0_{j}"] = float(c)
+        flat = np.unravel_index(lane, self.shape)
+        out["final_loss"] = float(self.final_loss[flat])
+        out["best_loss"] = float(self.best_loss[flat])
+        out["gap"] = None if self.f_min is None else out["final_loss"] - self.f_min
+        out["final_grad_norm"] = float(self.final_grad_norm[flat])
+        out["steps_to_tol"] = int(self.steps_to_tol[flat])
+        out["status"] = str(self.status[flat])
+        out["diverged_step"] = int(self.diverged_step[flat])
+        for j, c in enumerate(self.final_x[flat]):
+            out[f"final_x_{j}"] = float(c)
+        out["lane"] = lane
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per lane in C order: each axis value, x0_j, final_loss, best_loss, gap,
+        final_grad_norm, steps_to_tol, status, diverged_step, final_x_j, lane."""
+        return [self.row(i) for i in range(self.lanes)]
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes one .npz (arrays + JSON metadata) atomically; `load` round-trips exactly."""
+        path = os.fspath(path)
+        arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
+        for i, values in enumerate(self.axes.values()):
+            arrays[f"axis_{i}"] = np.asarray(values)
+        meta = {
+            "format": "gdkit.SweepResult/1",
+            "objective": self.objective,
+            "optimizer": self.optimizer,
+            "fixed": {k: _py(v) for k, v in self.fixed.items()},
+            "axes": list(self.axes),
+            "steps": self.steps,
+            "tol": self.tol,
+            "tol_metric": self.tol_metric,
+            "f_min": self.f_min,
+            "dtype": self.dtype,
+            "divergence_threshold": self.divergence_threshold,
+            "compile_time": self.compile_time,
+            "run_time": self.run_time,
+        }
+        arrays["meta"] = np.array(json.dumps(meta))
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepResult:
+        """Reads a result written by `save`."""
+        with np.load(os.fspath(path), allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(str(data.pop("meta")))
+        if meta.pop("format", None) != "gdkit.SweepResult/1":
+            raise ValueError(f"{path}: not a gdkit SweepResult file")
+        names = meta.pop("axes")
+        axes = {name: data.pop(f"axis_{i}") for i, name in enumerate(names)}
+        fields = {k: data.get(k) for k in _ARRAYS}
+        return cls(axes=axes, **meta, **fields)
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{k}={len(v)}" for k, v in self.axes.items())
+        return (
+            f"SweepResult({self.objective!r}, {self.optimizer!r}, {dims}, "
+            f"steps={self.steps}, {self.counts()})"
+        )
+
+
+def _py(v: Any) -> Any:
+    """NumPy scalars/arrays -> plain Python values (JSON-able, exact)."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
