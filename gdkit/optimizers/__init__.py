@@ -9,17 +9,17 @@ methods need them.
 
   >>> from gdkit import optimizers
   >>> optimizers.names()[:4]
-  ['gd', 'momentum', 'nesterov', 'adagrad']
+  ['adadelta', 'adagrad', 'adam', 'adamax']
   >>> opt = optimizers.get("adam", learning_rate=0.1, schedule="cosine_decay", decay_steps=100)
 """
 
 from gdkit.optimizers._options import OPTION_DOCS, OPTIONS, SCHEDULES
 from gdkit.optimizers._registry import OptimizerInfo, entries, get, info, names
+from gdkit.optimizers.adaptive import adam, adamax, adamw, amsgrad, lion, nadam
 from gdkit.optimizers.first_order import adadelta, adagrad, gd, momentum, nesterov, rmsprop
-from gdkit.optimizers.adaptive import adam, adamax, adamw, amsgrad, lion, nadam  # noqa: I001
 from gdkit.optimizers.linesearch import gd_linesearch, scale_by_armijo_backtracking
-from gdkit.optimizers.second_order import bfgs, lbfgs, newton, scale_by_bfgs, scale_by_newton
 from gdkit.optimizers.ncg import ncg, scale_by_ncg
+from gdkit.optimizers.second_order import bfgs, lbfgs, newton, scale_by_bfgs, scale_by_newton
 
 __all__ = [
     "OPTIONS",
@@ -42,10 +42,10 @@ __all__ = [
     "lion",
     "momentum",
     "nadam",
+    "names",
     "ncg",
     "nesterov",
     "newton",
-    "names",
     "rmsprop",
     "scale_by_armijo_backtracking",
     "scale_by_bfgs",

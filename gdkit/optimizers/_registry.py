@@ -115,13 +115,13 @@ def register(name: str, description: str, kind: str = "first_order") -> Callable
 
 
 def names() -> list[str]:
-    """The registered optimizer names, in registration order (first order first)."""
-    return list(_REGISTRY)
+    """The registered optimizer names: first order, line search, second order; each sorted."""
+    return sorted(_REGISTRY, key=lambda n: (KINDS.index(_REGISTRY[n].kind), n))
 
 
 def entries() -> list[OptimizerInfo]:
     """Name, description, kind, hyperparameters and options of every optimizer."""
-    return list(_REGISTRY.values())
+    return [_REGISTRY[n] for n in names()]
 
 
 def info(name: str) -> OptimizerInfo:
@@ -134,7 +134,7 @@ def info(name: str) -> OptimizerInfo:
     """
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown optimizer {name!r}{_suggest(name, _REGISTRY)}; known: {', '.join(_REGISTRY)}"
+            f"unknown optimizer {name!r}{_suggest(name, _REGISTRY)}; known: {', '.join(names())}"
         )
     return _REGISTRY[name]
 
@@ -154,7 +154,7 @@ def get(name: str, **hparams) -> optax.GradientTransformationExtraArgs:
       >>> optimizers.get("adma")
       Traceback (most recent call last):
       ...
-      ValueError: unknown optimizer 'adma' (did you mean 'adam'?); known: gd, ...
+      ValueError: unknown optimizer 'adma' (did you mean 'adam'?); known: adadelta, ...
     """
     return info(name).factory(**hparams)
 
