@@ -88,6 +88,7 @@ class ObjectiveSpec(BaseModel):
     variables: list[str] | None = None
     bounds: list[tuple[Number, Number]] | None = None
     x0: list[Number] | None = None
+    steps: Annotated[StrictInt, Field(ge=1, le=100_000_000)] | None = None  # overrides `steps`
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -199,8 +200,14 @@ def parse_yaml(text: str, source: str = "<string>") -> Any:
         raise ConfigError(f"{source}:{where}: malformed YAML: {problem}") from None
 
 
-def load(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfig:
-    """Reads, overrides (`key.path=value`) and validates a config file."""
+def load(
+    path: str | pathlib.Path, overrides: list[str] = (), *, check: bool = True
+) -> ExperimentConfig:
+    """Reads, overrides (`key.path=value`) and validates a config file.
+
+    With `check=False` only the schema is validated, nothing that touches JAX: the CLI selects
+    the platform in between, then calls `check_names(config)`.
+    """
     path = pathlib.Path(path)
     try:
         text = path.read_text()
@@ -209,7 +216,10 @@ def load(path: str | pathlib.Path, overrides: list[str] = ()) -> ExperimentConfi
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    return validate(apply_overrides(raw, overrides))
+    config = validate(apply_overrides(raw, overrides))
+    if check:
+        check_names(config)
+    return config
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -243,12 +253,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def validate(raw: dict) -> ExperimentConfig:
+    """The schema check: every key known, every value of the right type and range."""
     try:
-        config = ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_first_error(e)) from None
-    _check_names(config)
-    return config
 
 
 def _first_error(e: ValidationError) -> str:
@@ -311,7 +320,7 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def _check_names(config: ExperimentConfig) -> None:
+def check_names(config: ExperimentConfig) -> None:
     """Objective and optimizer names, parameters and hyperparameter values, checked by building
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
@@ -386,4 +395,4 @@ def build_objective(spec: ObjectiveSpec):
 def to_yaml(config: ExperimentConfig) -> str:
     """The resolved config as YAML (loadable again by `load`)."""
     data = config.model_dump(mode="json", exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

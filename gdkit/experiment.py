@@ -1,0 +1,106 @@
+"""An experiment: every (objective, optimizer) pair of a config as one compiled sweep each.
+
+`plan` says what a config will run; `run` runs it and returns the `SweepResult`s. Writing the
+run directory is `gdkit.rundir`'s job: this module knows nothing of files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from gdkit import optimizers, starts
+from gdkit.config import ExperimentConfig, build_objective
+from gdkit.objectives import Objective
+from gdkit.result import SweepResult
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One compiled sweep: an objective, an optimizer, its grid and its starts."""
+
+    objective: Objective
+    optimizer: str
+    grid: dict[str, np.ndarray]  # swept hyperparameters, in config order
+    fixed: dict[str, object]
+    x0: np.ndarray  # [S, d]
+    seeds: int | None
+    steps: int
+
+    @property
+    def lanes(self) -> int:
+        n = int(np.prod([len(v) for v in self.grid.values()])) * len(self.x0)
+        return n * (self.seeds or 1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.objective.name} x {self.optimizer}"
+
+
+def start_set(config: ExperimentConfig, objective: Objective) -> np.ndarray:
+    """The [S, d] starts the config asks for, for this objective."""
+    s = config.starts
+    if s.kind == "default":
+        return starts.default(objective)
+    if s.kind == "grid":
+        return starts.grid(objective, s.n)
+    if s.kind == "uniform":
+        return starts.uniform(objective, s.n, seed=s.seed)
+    points = np.asarray(s.points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != objective.dim:
+        raise ValueError(
+            f"starts.points: {objective.name} needs points of {objective.dim} "
+            f"coordinates, got shape {points.shape}"
+        )
+    return points
+
+
+def plan(config: ExperimentConfig) -> list[Job]:
+    """The jobs of a config, in config order (objectives outer, optimizers inner)."""
+    jobs = []
+    for obj_spec in config.objectives:
+        objective = build_objective(obj_spec)
+        x0 = start_set(config, objective)
+        for opt in config.optimizers:
+            steps = obj_spec.steps or config.steps
+            jobs.append(
+                Job(objective, opt.name, opt.swept(), opt.fixed(), x0, config.seeds, steps)
+            )
+    return jobs
+
+
+def hparams_of(job: Job) -> dict[str, object]:
+    """Every hyperparameter of the job's optimizer: defaults, then fixed values given."""
+    return {**optimizers.info(job.optimizer).hparams, **job.fixed}
+
+
+def run(
+    config: ExperimentConfig,
+    *,
+    progress: bool = True,
+    on_result: Callable[[Job, SweepResult], None] | None = None,
+) -> list[tuple[Job, SweepResult]]:
+    """Runs every job; the best lane of each gets its full trajectory recorded (for plots)."""
+    from gdkit.sweep import sweep
+
+    out = []
+    for job in plan(config):
+        result = sweep(
+            job.objective,
+            job.optimizer,
+            grid={**job.grid, **job.fixed},
+            x0=job.x0,
+            steps=job.steps,
+            seeds=job.seeds,
+            tol=config.tol,
+            record_every=config.record_every,
+            progress=progress,
+            trajectories="best",
+            dtype=config.dtype,
+        )
+        if on_result is not None:
+            on_result(job, result)
+        out.append((job, result))
+    return out

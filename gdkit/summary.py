@@ -1,0 +1,144 @@
+"""Per objective x optimizer: the best hyperparameters, how often runs succeed, and warnings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from gdkit.result import SweepResult
+
+
+@dataclasses.dataclass(frozen=True)
+class PairSummary:
+    objective: str
+    optimizer: str
+    lanes: int
+    best: dict | None  # the best lane's swept hyperparameters; None if every lane diverged
+    best_gap: float | None  # the best lane's final gap (final loss when f_min is unknown)
+    best_steps: int | None  # its steps_to_tol (None when it did not converge)
+    success_rate: float  # fraction of lanes converged
+    divergence_rate: float
+    median_gap: float | None
+    warnings: tuple[str, ...]
+
+
+def summarize(result: SweepResult) -> PairSummary:
+    """The summary of one sweep; warns when the best value of a swept hyperparameter sits at the
+    edge of its grid (the optimum may lie outside what was swept)."""
+    swept = [a for a in result.dims if a not in ("start", "seed")]
+    status = result.status
+    gap = result.gap if result.gap is not None else result.final_loss
+    finite = gap[status != "diverged"]
+    try:
+        row = result.best()
+    except ValueError:
+        row = None
+    warnings = []
+    if row is not None:
+        for name in swept:
+            values = np.asarray(result.axes[name])
+            if len(values) >= 3 and row[name] in (values.min(), values.max()):
+                edge = "lowest" if row[name] == values.min() else "highest"
+                warnings.append(
+                    f"best {name} = {row[name]:.4g} is the {edge} value swept; widen the grid"
+                )
+        if status.size and (status == "diverged").all():
+            warnings.append("every run diverged")
+    elif status.size:
+        warnings.append("every run diverged")
+    best_gap = None
+    if row is not None:
+        best_gap = row["gap"] if row["gap"] is not None else row["final_loss"]
+    return PairSummary(
+        objective=result.objective,
+        optimizer=result.optimizer,
+        lanes=result.lanes,
+        best=None if row is None else {k: row[k] for k in swept},
+        best_gap=best_gap,
+        best_steps=None if row is None or row["steps_to_tol"] < 0 else row["steps_to_tol"],
+        success_rate=float(np.mean(status == "converged")),
+        divergence_rate=float(np.mean(status == "diverged")),
+        median_gap=float(np.median(finite)) if finite.size else None,
+        warnings=tuple(warnings),
+    )
+
+
+def _fmt(v, spec=".3g") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def _hp(best: dict | None) -> str:
+    if best is None:
+        return "-"
+    return ", ".join(f"{k}={_fmt(v, '.4g')}" for k, v in best.items()) or "(fixed)"
+
+
+COLUMNS = (
+    "objective",
+    "optimizer",
+    "best hyperparameters",
+    "best gap",
+    "steps to tol",
+    "converged",
+    "diverged",
+    "median gap",
+    "lanes",
+)
+
+
+def table_rows(results: list[SweepResult]) -> list[tuple[list[str], tuple[str, ...]]]:
+    out = []
+    for r in results:
+        s = summarize(r)
+        out.append(
+            (
+                [
+                    s.objective,
+                    s.optimizer,
+                    _hp(s.best),
+                    _fmt(s.best_gap),
+                    _fmt(s.best_steps),
+                    f"{s.success_rate:.0%}",
+                    f"{s.divergence_rate:.0%}",
+                    _fmt(s.median_gap),
+                    str(s.lanes),
+                ],
+                s.warnings,
+            )
+        )
+    return out
+
+
+def markdown(results: list[SweepResult], title: str | None = None) -> str:
+    """summary.md: one table row per objective x optimizer, then the warnings."""
+    lines = [f"# {title or 'gdkit run'}", ""]
+    lines.append(
+        "Gap = final loss - known minimum (the final loss itself where no minimum is "
+        "known). Best = lowest final gap among the runs that did not diverge, ties "
+        "broken by fewer steps to tol."
+    )
+    lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    notes = []
+    for cells, warnings in table_rows(results):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        notes += [f"- **{cells[0]} x {cells[1]}**: {w}" for w in warnings]
+    if notes:
+        lines += ["", "## Warnings", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(results: list[SweepResult]):
+    """The same summary as a rich Table, for the terminal."""
+    from rich.table import Table
+
+    table = Table(title="summary", header_style="bold")
+    for c in COLUMNS:
+        table.add_column(c, justify="right" if c not in COLUMNS[:3] else "left")
+    for cells, warnings in table_rows(results):
+        table.add_row(*cells, style="yellow" if warnings else None)
+    return table

@@ -1,0 +1,234 @@
+"""`gdkit run` end to end: the run directory, its reload, and bad input that writes nothing."""
+
+import csv
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gdkit import rundir
+from gdkit.cli import main
+from gdkit.result import SweepResult
+
+SMALL = """
+name: small
+objectives:
+  - {name: rosenbrock}
+  - {name: parabola}
+optimizers:
+  - {name: gd, learning_rate: {logspace: [-4, -1, 4]}}
+  - {name: adam, learning_rate: [0.01, 0.1], b1: 0.8}
+starts: {kind: uniform, n: 2, seed: 1}
+steps: 300
+tol: 1.0e-4
+record_every: 10
+plots: [loss]
+"""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    (tmp / "small.yaml").write_text(SMALL)
+    out = tmp / "runs"
+    argv = [
+        "run",
+        str(tmp / "small.yaml"),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "steps=200",
+    ]
+    code, stdout = _main(argv)
+    assert code == 0
+    return pathlib.Path(stdout.strip().splitlines()[-1]), stdout
+
+
+def _main(argv):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    return code, buf.getvalue()
+
+
+def test_last_line_is_the_run_directory(finished):
+    path, _ = finished
+    assert path.is_dir() and path.name.startswith("small-")
+    for name in ("config.yaml", "meta.json", "runs.csv", "curves.npz", "summary.md"):
+        assert (path / name).is_file(), name
+    assert list((path / "plots").glob("loss-*.png"))
+    assert not list(path.parent.glob(".*partial"))
+
+
+def test_config_yaml_holds_the_overrides(finished):
+    path, _ = finished
+    assert "steps: 200" in (path / "config.yaml").read_text()
+
+
+def test_runs_csv_is_one_row_per_lane_and_matches_the_results(finished):
+    path, _ = finished
+    with open(path / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    results = rundir.load_results(path)
+    assert len(rows) == sum(r.lanes for r in results) == 2 * (4 * 2 + 2 * 2)
+    for col in (
+        "objective",
+        "optimizer",
+        "learning_rate",
+        "b1",
+        "start",
+        "x0_0",
+        "final_loss",
+        "best_loss",
+        "gap",
+        "steps_to_tol",
+        "status",
+        "final_x_0",
+    ):
+        assert col in rows[0], col
+    # Every fixed hyperparameter is in the table: adam's b1 as given, gd's rows leave it empty.
+    assert {r["b1"] for r in rows if r["optimizer"] == "adam"} == {"0.8"}
+    # Rows follow the results lane by lane, exactly (floats are written round-trippably).
+    flat = [row for r in results for row in r.rows()]
+    for row, lane in zip(rows, flat, strict=True):
+        assert float(row["final_loss"]) == lane["final_loss"]
+        assert row["status"] == lane["status"]
+        assert float(row["learning_rate"]) == lane["learning_rate"]
+    # The gap is to the known minimum: parabola's is 2.
+    for row in rows:
+        if row["objective"] == "parabola":
+            assert float(row["gap"]) == pytest.approx(float(row["final_loss"]) - 2.0)
+
+
+def test_curves_hold_the_thinned_histories(finished):
+    path, _ = finished
+    z = np.load(path / "curves.npz")
+    assert z["loss"].shape == (24, 21) and z["step"].tolist() == list(range(0, 201, 10))
+    np.testing.assert_array_equal(z["run_id"], np.arange(24))
+
+
+def test_meta_records_versions_devices_and_times(finished):
+    path, _ = finished
+    meta = json.loads((path / "meta.json").read_text())
+    for key in (
+        "gdkit",
+        "jax",
+        "optax",
+        "backend",
+        "devices",
+        "dtype",
+        "compile_time",
+        "run_time",
+        "git_commit",
+    ):
+        assert key in meta, key
+    assert meta["backend"] == "cpu" and meta["lanes"] == 24
+
+
+def test_summary_names_each_pair(finished):
+    path, stdout = finished
+    text = (path / "summary.md").read_text()
+    for pair in ("| rosenbrock | gd |", "| parabola | adam |"):
+        assert pair in text
+    assert "rosenbrock" in stdout
+
+
+def test_show_and_plot_read_the_directory_back(finished, capsys):
+    path, _ = finished
+    assert main(["show", str(path)]) == 0
+    assert "parabola" in capsys.readouterr().out
+    (path / "plots" / "loss-parabola.png").unlink()
+    assert main(["plot", str(path), "--kinds", "loss"]) == 0
+    assert (path / "plots" / "loss-parabola.png").is_file()
+
+
+def test_results_round_trip(finished):
+    path, _ = finished
+    for f in sorted((path / "results").glob("*.npz")):
+        r = SweepResult.load(f)
+        r.save(f.with_suffix(".again.npz"))
+        again = SweepResult.load(f.with_suffix(".again.npz"))
+        np.testing.assert_array_equal(r.final_loss, again.final_loss)
+        np.testing.assert_array_equal(r.status, again.status)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "optimizers.1.learning_rate=-0.1"], "optimizers.1.learning_rate: must be"),
+        (["--set", "stepz=3"], "stepz: unknown key (did you mean 'steps'?)"),
+        (["--set", "optimizers.0.name=adma"], "optimizers.0.name: unknown optimizer 'adma'"),
+        (["--set", "objectives.0={expr: '__import__(\"os\")'}"], "call to '__import__'"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, extra, message):
+    (tmp_path / "c.yaml").write_text(SMALL)
+    out = tmp_path / "runs"
+    assert main(["run", str(tmp_path / "c.yaml"), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_and_malformed_files_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert main(["show", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "malformed YAML" in err and "not a complete" in err
+
+
+def test_gpu_on_a_cpu_machine_is_an_error_not_a_silent_cpu_run(tmp_path):
+    (tmp_path / "c.yaml").write_text(SMALL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gdkit.cli",
+            "run",
+            str(tmp_path / "c.yaml"),
+            "--platform",
+            "gpu",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": ""},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "platform: gpu" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_plans_without_running(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(SMALL)
+    assert main(["run", str(tmp_path / "c.yaml"), "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "4 compiled sweeps, 24 lanes" in out and "name: small" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_staging_never_overwrites_and_cleans_up_on_interrupt(tmp_path):
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    taken = tmp_path / "x-20260102-030405"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("keep")
+    with rundir.staging(tmp_path, "x", now=now) as (tmp, box):
+        (tmp / "a.txt").write_text("new")
+    assert box["path"].name == "x-20260102-030405-2"
+    assert (taken / "mine.txt").read_text() == "keep"
+    with pytest.raises(KeyboardInterrupt), rundir.staging(tmp_path, "x", now=now) as (tmp, _):
+        (tmp / "half.txt").write_text("half")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, taken.name + "-2"]
