@@ -36,8 +36,8 @@ class Objective:
       >>> import jax, jax.numpy as jnp
       >>> from gdkit import objectives
       >>> obj = objectives.get("rosenbrock")
-      >>> float(obj(jnp.array([-1.2, 1.0])))  # doctest: +ELLIPSIS
-      24.19999...
+      >>> print(obj(jnp.array([-1.2, 1.0])))  # 24.2 in float32
+      24.200005
       >>> jax.vmap(obj.fn)(jnp.zeros((5, 2))).shape
       (5,)
     """
