@@ -47,14 +47,22 @@ def _put(tree, mesh: Mesh, lanes: bool = True):
     return jax.tree.map(put, tree)
 
 
-def _compiled(key: tuple, build: Callable[[], Any], args: tuple, donate: bool, clock: list):
+def _compiled(
+    key: tuple,
+    build: Callable[[], Any],
+    args: tuple,
+    donate: bool,
+    clock: list,
+    out_shardings: Any = None,
+):
     """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time."""
     global compile_count
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     t = time.perf_counter()
-    fn = jax.jit(build(), donate_argnums=(0,) if donate else ())
+    kw = {} if out_shardings is None else {"out_shardings": out_shardings}
+    fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
     exe = fn.lower(*args).compile()
     clock[0] += time.perf_counter() - t
     compile_count += 1
@@ -117,10 +125,10 @@ def run_lanes(
             jax.device_put(jnp.asarray(thr_scale, dtype), _lane_sharding(mesh, 0)),
         )
         base = (spec, size, x0.shape[1], tuple(devices))
-        carry = _compiled((*base, "init"), lambda: _kernel.make_init(spec), args, False, clock)(
-            *args
-        )
-        hist, t0 = [], 0
+        init = _kernel.make_init(spec)
+        carry_sh = jax.tree.map(lambda a: _lane_sharding(mesh, a.ndim), jax.eval_shape(init, *args))
+        carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
+        hist, t0, keep = [], 0, min(size, n - lo)
         for seg in segments:
             a = (carry, args[1], fixed, cst, jnp.asarray(t0, jnp.int32))
             exe = _compiled(
@@ -129,23 +137,23 @@ def run_lanes(
                 a,
                 True,
                 clock,
+                (carry_sh, _lane_sharding(mesh, 2)),
             )
             carry, h = exe(*a)
-            hist.append(np.asarray(h))
+            hist.append(np.asarray(h)[:, :keep])
             t0 += seg.steps
-            advance(seg.steps * min(size, n - lo))
+            advance(seg.steps * keep)
         a = (carry, args[1], fixed, cst, jnp.asarray(steps, jnp.int32))
         res = _compiled((*base, "finish"), lambda: _kernel.make_finish(spec), a, False, clock)(*a)
-        keep = min(size, n - lo)
         res = {k: np.asarray(v)[..., :keep] for k, v in res.items()}
         hist.append(res.pop("last_record")[None])
-        outs["history"].append(np.concatenate(hist, axis=0)[:, :keep])
+        outs["history"].append(np.concatenate(hist, axis=0))
         for k, v in res.items():
             outs[k].append(v)
     return {k: np.concatenate(v, axis=-1) for k, v in outs.items()}
 
 
-def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps, clock):
+def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
     """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1]."""
     dtype = jnp.dtype(spec.dtype)
     args = (
@@ -157,8 +165,6 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
     )
     carry = jax.jit(_kernel.make_init(spec))(*args)
     cst = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
-    t = time.perf_counter()
     xs, vs = jax.jit(_kernel.make_trajectory(spec, steps))(carry, args[1], args[2], cst)
     xs, vs = np.asarray(xs), np.asarray(vs)
-    del t
     return np.transpose(xs, (2, 0, 1)), vs.T

@@ -264,7 +264,6 @@ def _add_trajectories(
             raise ValueError(f"sweep: trajectories lane indices must be in [0, {result.lanes})")
     xs = np.empty((lanes.size, result.steps + 1, obj.dim), dtype)
     vs = np.empty((lanes.size, result.steps + 1), dtype)
-    clock = [0.0]
     for j, lane in enumerate(lanes):
         static = dict(g.static)
         for a in g.static_axes:
@@ -284,7 +283,7 @@ def _add_trajectories(
         hp = {a: g.axes[a][index[pos[a]][[lane]]] for a in g.traced_axes}
         keys = None if keys_l is None else keys_l[[lane]]
         x, v = _runner.run_trajectories(
-            spec, x0_l[[lane]], hp, g.fixed, keys, consts, thr, result.steps, clock
+            spec, x0_l[[lane]], hp, g.fixed, keys, consts, thr, result.steps
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs

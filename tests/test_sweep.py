@@ -1,0 +1,319 @@
+"""The sweep engine against closed forms and independent single-lane runs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gdkit import _runner, objectives, starts
+from gdkit.sweep import sweep
+
+
+def _quadratic(lams):
+    return objectives.wrap(
+        lambda x: 0.5 * jnp.sum(jnp.asarray(lams, x.dtype) * x**2),
+        dim=len(lams),
+        x0=np.ones(len(lams)),
+        minima=[(np.zeros(len(lams)), 0.0)],
+        name="diag_quadratic",
+    )
+
+
+def test_gd_on_a_quadratic_follows_the_closed_form():
+    # x_k = (1 - lr*lam)^k x_0 per coordinate, f_k = 1/2 sum lam x_k^2.
+    lams = np.array([1.0, 4.0])
+    lrs = np.array([0.05, 0.1, 0.2, 0.3])
+    with jax.enable_x64(True):
+        r = sweep(
+            _quadratic(lams),
+            "gd",
+            grid={"learning_rate": lrs},
+            steps=37,
+            record_every=5,
+            progress=False,
+        )
+    k = r.history_steps
+    np.testing.assert_array_equal(k, [0, 5, 10, 15, 20, 25, 30, 35, 37])
+    xk = (1 - lrs[:, None, None] * lams) ** k[None, :, None]  # [lr, record, d]
+    fk = 0.5 * np.sum(lams * xk**2, axis=-1)
+    np.testing.assert_allclose(r.history[:, 0, :], fk, rtol=1e-12)
+    np.testing.assert_allclose(r.final_loss[:, 0], fk[:, -1], rtol=1e-12)
+    np.testing.assert_allclose(r.final_x[:, 0], xk[:, -1], rtol=1e-12)
+    assert r.dtype == "float64" and r.final_loss.dtype == np.float64
+
+
+def test_steps_to_tol_is_the_first_step_within_tol():
+    # Parabola x^2 - 2x + 3 from x0 = 4: gap_k = 9 (1 - 2 lr)^(2k).
+    lrs = np.array([0.005, 0.05, 0.1, 0.2, 0.45])
+    tol = 1e-6
+    with jax.enable_x64(True):
+        r = sweep("parabola", "gd", grid={"learning_rate": lrs}, steps=400, tol=tol, progress=False)
+    k = np.arange(401)
+    gaps = 9.0 * (1 - 2 * lrs[:, None]) ** (2 * k)
+    expected = np.array([k[g <= tol][0] if (g <= tol).any() else -1 for g in gaps])
+    assert expected[0] == -1  # lr = 0.005 is too slow for 400 steps
+    np.testing.assert_array_equal(r.steps_to_tol[:, 0], expected)
+    np.testing.assert_array_equal(r.status[:, 0] == "converged", expected >= 0)
+    assert set(r.status[:, 0]) == {"converged", "max_steps"}
+
+
+def test_gradient_norm_tol_when_the_minimum_is_unknown():
+    # f = sum (x - 1)^2 with no known minimum: |grad f|_k = 2 |1 - 2 lr|^k |x0 - 1| sqrt(d).
+    obj = objectives.wrap(lambda x: jnp.sum((x - 1.0) ** 2), dim=2, x0=[3.0, 3.0])
+    lr, tol = 0.1, 1e-3
+    with jax.enable_x64(True):
+        r = sweep(obj, "gd", grid={"learning_rate": [lr]}, steps=100, tol=tol, progress=False)
+    k = np.arange(101)
+    g = 2 * 0.8**k * 2 * np.sqrt(2)
+    assert r.tol_metric == "grad_norm"
+    assert r.steps_to_tol[0, 0] == k[g <= tol][0]
+    np.testing.assert_allclose(r.final_grad_norm[0, 0], g[-1], rtol=1e-6)  # x - 1 cancels
+
+
+def _optax_loop(obj, opt, x0, steps):
+    x = jnp.asarray(x0)
+    state = opt.init(x)
+
+    @jax.jit
+    def step(x, state):
+        g = jax.grad(obj.fn)(x)
+        u, state = opt.update(g, state, x)
+        return optax.apply_updates(x, u), state
+
+    for _ in range(steps):
+        x, state = step(x, state)
+    return np.asarray(x)
+
+
+def test_lanes_equal_independent_optax_runs():
+    obj = objectives.get("rosenbrock")
+    lrs, b1s = [1e-3, 1e-2, 5e-2], [0.5, 0.9]
+    x0 = np.array([[-1.2, 1.0], [0.5, -0.5]])
+    with jax.enable_x64(True):
+        r = sweep(
+            obj,
+            optax.adam,
+            grid={"learning_rate": lrs, "b1": b1s, "b2": 0.99},
+            x0=x0,
+            steps=150,
+            progress=False,
+        )
+        assert r.dims == ("learning_rate", "b1", "start") and r.shape == (3, 2, 2)
+        for i, lr in enumerate(lrs):
+            for j, b1 in enumerate(b1s):
+                for s in range(2):
+                    want = _optax_loop(obj, optax.adam(lr, b1=b1, b2=0.99), x0[s], 150)
+                    np.testing.assert_allclose(r.final_x[i, j, s], want, rtol=1e-12)
+    assert r.fixed == {"b2": 0.99}
+
+
+def test_stability_edge_of_gradient_descent_on_rosenbrock():
+    # At (1, 1) the Hessian of 2-D Rosenbrock is [[802, -400], [-400, 200]]; gradient descent
+    # is locally stable iff lr < 2 / lambda_max.
+    lam_max = np.linalg.eigvalsh(np.array([[802.0, -400.0], [-400.0, 200.0]])).max()
+    edge = 2.0 / lam_max
+    assert abs(edge - 0.0019968) < 1e-7
+    # (Closer than 1% the unstable mode grows too slowly to show within 20k float32 steps:
+    # at 1.001 x edge the float32 iterate stalls at a fixed point of its own rounding.)
+    below = edge * np.array([0.6, 0.8, 0.95, 0.99])
+    above = edge * np.array([1.01, 1.02, 1.1, 1.5, 3.0, 10.0])
+    r = sweep(
+        "rosenbrock",
+        "gd",
+        grid={"learning_rate": np.concatenate([below, above])},
+        steps=20_000,
+        tol=1e-6,
+        progress=False,
+    )
+    status = r.status[:, 0]
+    assert list(status[: len(below)]) == ["converged"] * len(below)
+    assert "converged" not in status[len(below) :]
+    assert status[-1] == "diverged"
+    np.testing.assert_array_equal(r.steps_to_tol[len(below) :, 0], -1)
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.1, 1.0])
+def test_the_saddle_diverges_never_converges(lr):
+    r = sweep("saddle", "gd", grid={"learning_rate": [lr]}, steps=6000, tol=1e-6, progress=False)
+    assert r.status[0, 0] == "diverged"
+    step = r.diverged_step[0, 0]
+    assert 0 < step <= 6000
+    assert np.all(np.isfinite(r.final_x)) and np.isfinite(r.final_loss[0, 0])
+    assert abs(r.final_loss[0, 0]) <= r.divergence_threshold * 1.25  # frozen before the blow-up
+    assert np.isfinite(r.best_loss[0, 0]) and r.best_loss[0, 0] <= r.final_loss[0, 0]
+    after = r.history_steps >= step
+    assert np.all(np.isnan(r.history[0, 0, after])) and np.all(np.isfinite(r.history[0, 0, ~after]))
+
+
+def test_a_diverging_lane_never_poisons_the_others():
+    lrs = [1e-3, 1e-2, 1e-4, 1.0, 1e3]  # the large ones overflow to inf / NaN within steps
+    r = sweep("rosenbrock", "gd", grid={"learning_rate": lrs}, steps=300, progress=False)
+    assert list(r.status[:, 0]) == ["max_steps", "diverged", "max_steps", "diverged", "diverged"]
+    alone = sweep(
+        "rosenbrock", "gd", grid={"learning_rate": [1e-3, 1e-4]}, steps=300, progress=False
+    )
+    np.testing.assert_array_equal(r.final_x[[0, 2]], alone.final_x)
+    np.testing.assert_array_equal(r.history[[0, 2]], alone.history)
+    # frozen at the last finite point: x0 itself when the very first step overflows
+    assert np.all(np.isfinite(r.final_x)) and r.diverged_step[4, 0] >= 1
+
+
+def test_changing_values_never_recompiles():
+    obj = objectives.get("himmelblau")
+    kw = dict(steps=50, tol=1e-3, progress=False)
+    sweep(obj, "adam", grid={"learning_rate": [0.1, 0.2, 0.3], "b1": 0.9}, x0=[1.0, 1.0], **kw)
+    before = _runner.compile_count
+    r = sweep(
+        obj,
+        "adam",
+        grid={"learning_rate": [0.01, 0.05, 0.9], "b1": 0.5},
+        x0=[-3.0, 2.0],
+        **{**kw, "tol": 1e-5},
+    )
+    assert _runner.compile_count == before and r.compile_time == 0.0
+    r2 = sweep(obj, "adam", grid={"learning_rate": [0.1, 0.2, 0.3, 0.4]}, **kw)  # new shape
+    assert _runner.compile_count > before and r2.compile_time > 0
+
+
+def test_float64_is_never_silently_downcast():
+    with pytest.raises(ValueError, match="x64"):
+        sweep(
+            "sphere", "gd", grid={"learning_rate": [0.1]}, steps=5, dtype="float64", progress=False
+        )
+    r = sweep("sphere", "gd", grid={"learning_rate": [0.1]}, steps=5, progress=False)
+    assert r.dtype == "float32" and r.final_x.dtype == np.float32
+
+
+def test_axes_starts_seeds_and_noise():
+    obj = objectives.get("sphere")
+    x0 = starts.grid(obj, 2)
+    grid = {"learning_rate": [0.01, 0.1]}
+    r = sweep(obj, "gd", grid=grid, x0=x0, seeds=3, noise=0.5, steps=20, progress=False)
+    assert r.dims == ("learning_rate", "start", "seed") and r.shape == (2, 4, 3)
+    np.testing.assert_array_equal(r.axes["seed"], [0, 1, 2])
+    assert len(np.unique(r.final_loss[0, 0])) == 3  # every seed draws its own noise
+    again = sweep(obj, "gd", grid=grid, x0=x0, seeds=[0, 1, 2], noise=0.5, steps=20, progress=False)
+    np.testing.assert_array_equal(r.final_x, again.final_x)  # reproducible from the seed
+    quiet = sweep(obj, "gd", grid=grid, x0=x0, seeds=3, steps=20, progress=False)
+    assert np.all(quiet.final_loss == quiet.final_loss[..., :1])
+    with pytest.raises(ValueError, match="seeds"):
+        sweep(obj, "gd", grid=grid, noise=0.5, steps=5, progress=False)
+
+
+def test_structural_axes_run_one_program_each():
+    grid = {"learning_rate": [0.001, 0.01], "nesterov": [False, True], "momentum": 0.9}
+    r = sweep("rosenbrock", optax.sgd, grid=grid, steps=100, progress=False)
+    assert r.shape == (2, 2, 1) and r.fixed == {"momentum": 0.9}
+    for j, nest in enumerate([False, True]):
+        one = sweep(
+            "rosenbrock",
+            optax.sgd,
+            steps=100,
+            progress=False,
+            grid={"learning_rate": [0.001, 0.01], "nesterov": nest, "momentum": 0.9},
+        )
+        np.testing.assert_array_equal(r.final_x[:, j], one.final_x)
+
+
+def test_chunking_of_steps_and_lanes_changes_nothing():
+    grid = {"learning_rate": np.geomspace(1e-4, 1.0, 11)}
+    x0 = starts.uniform("rosenbrock", 3, seed=1)
+    kw = dict(grid=grid, x0=x0, steps=103, tol=1e-4, record_every=10, progress=False)
+    a = sweep("rosenbrock", "adam", **kw)
+    b = sweep("rosenbrock", "adam", chunk_steps=30, max_lanes_per_chunk=7, **kw)
+    c = sweep("rosenbrock", "adam", memory_budget=5000, **kw)  # tiny budget -> tiny chunks
+    for other in (b, c):
+        for f in ("final_x", "final_loss", "best_loss", "steps_to_tol", "status", "history"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(other, f), err_msg=f)
+    np.testing.assert_array_equal(a.history_steps, [*range(0, 101, 10), 103])
+
+
+def test_trajectories_of_selected_lanes():
+    r = sweep(
+        "rosenbrock",
+        "adam",
+        grid={"learning_rate": [0.01, 0.1, 10.0]},
+        steps=60,
+        trajectories=[0, 2],
+        progress=False,
+    )
+    assert r.trajectory_x.shape == (2, 61, 2) and r.trajectory_loss.shape == (2, 61)
+    np.testing.assert_array_equal(r.trajectory_lanes, [0, 2])
+    np.testing.assert_allclose(r.trajectory_x[:, 0], [[-1.2, 1.0]] * 2)
+    np.testing.assert_allclose(r.trajectory_x[0, -1], r.final_x[0, 0], rtol=1e-6)
+    np.testing.assert_allclose(r.trajectory_loss[0, r.history_steps], r.history[0, 0], rtol=1e-5)
+    best = sweep(
+        "rosenbrock",
+        "adam",
+        grid={"learning_rate": [0.01, 0.1]},
+        steps=60,
+        trajectories="best",
+        progress=False,
+    )
+    assert list(best.trajectory_lanes) == [best.best()["lane"]]
+
+
+@pytest.mark.parametrize("name", ["newton", "bfgs"])
+def test_second_order_optimizers_get_value_fn(name):
+    # Newton / BFGS with a backtracking line search solve 2-D Rosenbrock in a few dozen steps.
+    r = sweep(
+        "rosenbrock", name, grid={"learning_rate": [1.0]}, steps=100, tol=1e-6, progress=False
+    )
+    assert r.status[0, 0] == "converged" and r.steps_to_tol[0, 0] < 100
+
+
+def test_bad_arguments_say_what_is_allowed():
+    with pytest.raises(ValueError, match="steps"):
+        sweep("sphere", "gd", grid={"learning_rate": [0.1]}, steps=0)
+    with pytest.raises(ValueError, match=r"x0 must have shape \[S, 2\]"):
+        sweep("sphere", "gd", grid={"learning_rate": [0.1]}, steps=5, x0=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="1-D"):
+        sweep("sphere", "gd", grid={"learning_rate": [[0.1]]}, steps=5)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        sweep("sphere", "no_such_optimizer", grid={"learning_rate": [0.1]}, steps=5)
+
+
+_SHARDED = """
+import numpy as np, jax
+from gdkit.sweep import sweep
+assert len(jax.devices()) == 4
+kw = dict(grid={"learning_rate": np.geomspace(1e-4, 1.0, 9), "b1": [0.8, 0.9]},
+          x0=[[-1.2, 1.0], [0.3, 0.3]], steps=200, tol=1e-1, progress=False)
+a = sweep("rosenbrock", "adam", devices=1, **kw)   # 36 lanes: padded to 36 / 4 ...
+b = sweep("rosenbrock", "adam", **kw)
+c = sweep("rosenbrock", "adam", max_lanes_per_chunk=10, **kw)  # ... and chunks of 12
+for other in (b, c):
+    for f in ("final_x", "final_loss", "best_loss", "steps_to_tol", "status", "history"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(other, f), err_msg=f)
+print("OK", a.counts())
+"""
+
+
+def test_sharded_over_four_devices_equals_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SHARDED)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("OK")
+
+
+@pytest.mark.slow
+def test_a_million_lanes_by_two_thousand_steps():
+    lrs = np.geomspace(1e-4, 1.0, 1_000_000)
+    r = sweep(
+        "rosenbrock", "adam", grid={"learning_rate": lrs}, steps=2000, tol=1e-4, progress=False
+    )
+    assert r.shape == (1_000_000, 1) and r.history.shape[-1] == len(r.history_steps)
+    counts = r.counts()
+    assert sum(counts.values()) == 1_000_000 and counts["converged"] > 0
