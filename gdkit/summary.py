@@ -23,6 +23,22 @@ class PairSummary:
     warnings: tuple[str, ...]
 
 
+def best_row(result: SweepResult) -> dict | None:
+    """The lane a user would pick: of the converged lanes the fastest (fewest steps_to_tol,
+    then lowest final loss); when none converged, the lowest final loss that did not diverge.
+    None when every lane diverged."""
+    stt = result.steps_to_tol.ravel()
+    loss = result.final_loss.ravel().astype(np.float64)
+    converged = result.converged.ravel()
+    if converged.any():
+        lanes = np.flatnonzero(converged)
+        return result.row(int(lanes[np.lexsort((loss[lanes], stt[lanes]))[0]]))
+    try:
+        return result.best()
+    except ValueError:
+        return None
+
+
 def summarize(result: SweepResult) -> PairSummary:
     """The summary of one sweep; warns when the best value of a swept hyperparameter sits at the
     edge of its grid (the optimum may lie outside what was swept)."""
@@ -30,10 +46,7 @@ def summarize(result: SweepResult) -> PairSummary:
     status = result.status
     gap = result.gap if result.gap is not None else result.final_loss
     finite = gap[status != "diverged"]
-    try:
-        row = result.best()
-    except ValueError:
-        row = None
+    row = best_row(result)
     warnings = []
     if row is not None:
         for name in swept:
@@ -119,8 +132,9 @@ def markdown(results: list[SweepResult], title: str | None = None) -> str:
     lines = [f"# {title or 'gdkit run'}", ""]
     lines.append(
         "Gap = final loss - known minimum (the final loss itself where no minimum is "
-        "known). Best = lowest final gap among the runs that did not diverge, ties "
-        "broken by fewer steps to tol."
+        "known). Best = the converged run with the fewest steps to tol (ties: lower "
+        "final gap); where none converged, the lowest final gap among runs that did not "
+        "diverge."
     )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     notes = []

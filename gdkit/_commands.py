@@ -1,0 +1,200 @@
+"""The `gdkit run`, `show` and `plot` commands: config -> sweeps -> run directory."""
+
+from __future__ import annotations
+
+import sys
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line, exit code 2, no traceback."""
+
+
+def rich_console():
+    """A rich console; wide enough for the summary table when stdout is a file or a pipe."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def run(args) -> int:
+    import pathlib
+
+    from gdkit import config as config_mod
+
+    cfg = config_mod.load(args.config, args.set, check=False)
+    if args.platform is not None:
+        cfg = cfg.model_copy(update={"platform": args.platform})
+    backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
+    config_mod.check_names(cfg)
+
+    from gdkit import experiment
+
+    jobs = experiment.plan(cfg)
+    console = rich_console()
+    if args.dry_run:
+        print(config_mod.to_yaml(cfg), end="")
+        _print_plan(console, cfg, jobs, backend)
+        return 0
+    return _run(cfg, jobs, pathlib.Path(args.out), not args.no_progress, console, backend)
+
+
+def _select_platform(platform: str, dtype: str) -> str:
+    """Selects JAX's platform and precision; must run before JAX initialises its backends."""
+    import jax
+
+    if platform == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    if platform == "gpu":
+        try:
+            jax.devices("gpu")
+        except RuntimeError:
+            raise UserError(
+                "platform: gpu was asked for, but JAX finds no GPU on this machine "
+                "(install gdkit[cuda12] on a machine with an NVIDIA GPU, or use platform: cpu)"
+            ) from None
+    devices = jax.devices("gpu" if platform == "gpu" else None)
+    return (
+        f"{devices[0].platform} ({len(devices)} device{'s' * (len(devices) > 1)}: "
+        f"{', '.join(str(d) for d in devices[:4])}{' ...' * (len(devices) > 4)})"
+    )
+
+
+def _print_plan(console, cfg, jobs, backend) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"plan: {cfg.name}  [{backend}, {cfg.dtype}]")
+    for col in ("objective", "optimizer", "swept", "starts", "lanes", "steps", "est. memory"):
+        table.add_column(
+            col, justify="left" if col in ("objective", "optimizer", "swept") else "right"
+        )
+    total = 0
+    for job in jobs:
+        records = job.steps // (cfg.record_every or max(1, job.steps // 100))
+        # per lane: x, optimizer state (~4 copies of x), bookkeeping, the thinned history
+        per_lane = (6 * job.objective.dim + 8 + records) * (8 if cfg.dtype == "float64" else 4)
+        mem = job.lanes * per_lane
+        total += job.lanes
+        swept = ", ".join(f"{k}[{len(v)}]" for k, v in job.grid.items()) or "-"
+        table.add_row(
+            job.objective.name,
+            job.optimizer,
+            swept,
+            str(len(job.x0)),
+            f"{job.lanes:,}",
+            str(job.steps),
+            _bytes(mem),
+        )
+    console.print(table)
+    console.print(
+        f"{len(jobs)} compiled sweeps, {total:,} lanes, "
+        f"{sum(j.lanes * j.steps for j in jobs):,} trajectory-steps"
+    )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _run(cfg, jobs, out, progress, console, backend) -> int:
+    import platform as _platform
+    import time
+
+    import jax
+    import optax
+
+    from gdkit import __version__, experiment, rundir
+    from gdkit import config as config_mod
+    from gdkit.summary import rich_table
+
+    console.print(
+        f"gdkit {__version__}: {cfg.name}: {len(jobs)} sweeps on {backend}, {cfg.dtype}",
+        highlight=False,
+    )
+    t0 = time.perf_counter()
+    with rundir.staging(out, cfg.name) as (tmp, box):
+        pairs = experiment.run(cfg, progress=progress)
+        results = [r for _, r in pairs]
+        if cfg.plots:
+            from gdkit import plots
+
+            objectives = {job.objective.name: job.objective for job, _ in pairs}
+            plots.draw(results, objectives, tmp / "plots", kinds=tuple(cfg.plots))
+        meta = {
+            "name": cfg.name,
+            "gdkit": __version__,
+            "jax": jax.__version__,
+            "optax": optax.__version__,
+            "python": _platform.python_version(),
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "dtype": cfg.dtype,
+            "seeds": cfg.seeds,
+            "steps": sorted({job.steps for job, _ in pairs}),
+            "lanes": sum(r.lanes for r in results),
+            "git_commit": rundir.git_commit(),
+            "compile_time": sum(r.compile_time for r in results),
+            "run_time": sum(r.run_time for r in results),
+            "wall_time": time.perf_counter() - t0,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "sweeps": [
+                {
+                    "objective": r.objective,
+                    "optimizer": r.optimizer,
+                    "lanes": r.lanes,
+                    "compile_time": r.compile_time,
+                    "run_time": r.run_time,
+                }
+                for r in results
+            ],
+        }
+        hparams = [experiment.hparams_of(job) for job, _ in pairs]
+        rundir.write(tmp, config_mod.to_yaml(cfg), list(zip(hparams, results, strict=True)), meta)
+    console.print(rich_table(results))
+    console.print(
+        f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
+        f"{meta['lanes']:,} lanes",
+        highlight=False,
+    )
+    print(box["path"])
+    return 0
+
+
+def show(args) -> int:
+    import pathlib
+
+    from gdkit import rundir
+    from gdkit.summary import rich_table
+
+    results = rundir.load_results(pathlib.Path(args.run_dir))
+    rich_console().print(rich_table(results))
+    return 0
+
+
+def plot(args) -> int:
+    import pathlib
+
+    from gdkit import config as config_mod
+    from gdkit import plots, rundir
+
+    run_dir = pathlib.Path(args.run_dir)
+    results = rundir.load_results(run_dir)
+    cfg = config_mod.load(run_dir / "config.yaml", check=False)
+    kinds = tuple(cfg.plots) if args.kinds is None else tuple(args.kinds.split(","))
+    unknown = sorted(set(kinds) - set(config_mod.PLOTS))
+    if unknown:
+        raise UserError(
+            f"--kinds: unknown plot {unknown[0]!r}; allowed: {', '.join(config_mod.PLOTS)}"
+        )
+    _select_platform("cpu", cfg.dtype)
+    from gdkit import experiment
+
+    objectives = {job.objective.name: job.objective for job in experiment.plan(cfg)}
+    for path in plots.draw(results, objectives, run_dir / "plots", kinds=kinds):
+        print(path)
+    return 0
