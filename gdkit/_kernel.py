@@ -13,6 +13,7 @@ f(x_0), ..., f(x_T) and steps_to_tol / diverged_step are in [0, T].
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -62,8 +63,72 @@ def _lane_update(spec: Spec, x, opt_state, key, hp, noise):
     return v, metric, x_new, opt_state, key
 
 
-def _vmapped(f):
-    return jax.vmap(f, in_axes=-1, out_axes=-1)
+@functools.lru_cache(maxsize=256)
+def state_axes(spec: Spec, dim: int):
+    """Which optimizer-state leaves depend on the lane (-1) and which don't (None).
+
+    Lane-independent leaves (Adam's step count, say) stay shared by all lanes, so what depends
+    only on them (Adam's bias corrections b**t) is computed once per step, not once per lane.
+    Found by tracing: vmap refuses out_axes=None for a lane-dependent output, so a leaf is
+    shared only when both init and step accept it.
+    """
+    dt = jnp.dtype(spec.dtype)
+    x = jax.ShapeDtypeStruct((dim, 2), dt)
+    hp = {n: jax.ShapeDtypeStruct((2,), dt) for n in spec.lane_names}
+    fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
+    key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.noise else None
+    one = jax.eval_shape(
+        lambda x, h, f: _optimizer(spec, {**h, **f}).init(x),
+        jax.ShapeDtypeStruct((dim,), dt),
+        {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names},
+        fx,
+    )
+    leaves, tree = jax.tree.flatten(one)
+
+    def ok(shared):
+        axes = tree.unflatten([None if i in shared else -1 for i in range(len(leaves))])
+        state = tree.unflatten(
+            [
+                s if i in shared else jax.ShapeDtypeStruct((*s.shape, 2), s.dtype)
+                for i, s in enumerate(leaves)
+            ]
+        )
+
+        def init(x, hp, fx):
+            lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731
+            return jax.vmap(lane, in_axes=-1, out_axes=axes)(x, hp)
+
+        def step(x, state, key, hp, fx):
+            lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0)  # noqa: E731
+            out_axes = (-1, -1, -1, axes, -1)
+            return jax.vmap(lane, in_axes=(-1, axes, -1, -1), out_axes=out_axes)(x, state, key, hp)
+
+        try:
+            jax.eval_shape(init, x, hp, fx)
+            jax.eval_shape(step, x, state, key, hp, fx)
+        except ValueError:
+            return False
+        return True
+
+    shared: set[int] = set()
+    for i in range(len(leaves)):
+        if ok(shared | {i}):
+            shared.add(i)
+    return tree.unflatten([None if i in shared else -1 for i in range(len(leaves))])
+
+
+def carry_axes(spec: Spec, dim: int) -> dict:
+    """The lane axis (-1) or None (shared) of every carry leaf, matching `make_init`."""
+    return {
+        "x": -1,
+        "opt_state": state_axes(spec, dim),
+        "key": -1 if spec.noise else None,
+        "thr": -1,
+        "best": -1,
+        "stt": -1,
+        "div": -1,
+        "x_good": -1,
+    }
 
 
 def make_init(spec: Spec):
@@ -73,7 +138,8 @@ def make_init(spec: Spec):
         def lane(x, hp_l):
             return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
 
-        opt_state = _vmapped(lane)(x0, lane_hp)
+        axes = state_axes(spec, x0.shape[0])
+        opt_state = jax.vmap(lane, in_axes=-1, out_axes=axes)(x0, lane_hp)
         f0 = jax.vmap(spec.objective.fn, in_axes=-1)(x0)
         thr = thr_scale * jnp.maximum(1.0, jnp.abs(f0))
         thr = jnp.where(jnp.isfinite(thr), thr, jnp.inf).astype(x0.dtype)
@@ -100,9 +166,10 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
     def lane(x, s, k, hp_l):
         return _lane_update(spec, x, s, k, {**hp_l, **fixed_hp}, consts["noise"])
 
-    v, metric, x_new, opt_state, key = _vmapped(lane)(
-        carry["x"], carry["opt_state"], carry["key"], lane_hp
-    )
+    axes = state_axes(spec, carry["x"].shape[0])
+    v, metric, x_new, opt_state, key = jax.vmap(
+        lane, in_axes=(-1, axes, -1, -1), out_axes=(-1, -1, -1, axes, -1)
+    )(carry["x"], carry["opt_state"], carry["key"], lane_hp)
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
     div = jnp.minimum(carry["div"], jnp.where(ok, NEVER, t))

@@ -126,7 +126,12 @@ def run_lanes(
         )
         base = (spec, size, x0.shape[1], tuple(devices))
         init = _kernel.make_init(spec)
-        carry_sh = jax.tree.map(lambda a: _lane_sharding(mesh, a.ndim), jax.eval_shape(init, *args))
+        carry_sh = jax.tree.map(
+            lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
+            _kernel.carry_axes(spec, x0.shape[1]),
+            jax.eval_shape(init, *args),
+            is_leaf=lambda ax: ax is None,
+        )
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
         hist, t0, keep = [], 0, min(size, n - lo)
         for seg in segments:
