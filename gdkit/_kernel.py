@@ -1,9 +1,9 @@
 """The compiled lane programs of a sweep: init, a chunk of steps, finish.
 
-Layout: every per-lane array keeps the lane axis LAST (minor), x is [d, L], per-lane scalars
-are [L]. The optimizer step is written for one lane and vmapped with in/out axes -1, so the
-lanes are the contiguous axis XLA vectorizes over; the bookkeeping (divergence, best loss,
-steps to tol, last finite point) is plain elementwise code on [L] arrays fused into the step.
+Layout: every per-lane array has the lane axis first (x is [L, d], per-lane scalars [L]); the
+optimizer step is written for one lane and vmapped. Optimizer-state leaves that do not depend
+on the lane (step counts) stay shared scalars. The bookkeeping (divergence, best loss, steps
+to tol, last finite point) is elementwise code on [L] arrays that XLA fuses into the step.
 
 Step t (0-based) evaluates f(x_t) and its gradient, does the bookkeeping for x_t, then
 applies the optimizer update to get x_{t+1}. `finish` evaluates x_T. So the losses seen are
@@ -65,7 +65,7 @@ def _lane_update(spec: Spec, x, opt_state, key, hp, noise):
 
 @functools.lru_cache(maxsize=256)
 def state_axes(spec: Spec, dim: int):
-    """Which optimizer-state leaves depend on the lane (-1) and which don't (None).
+    """Which optimizer-state leaves depend on the lane (0) and which don't (None).
 
     Lane-independent leaves (Adam's step count, say) stay shared by all lanes, so what depends
     only on them (Adam's bias corrections b**t) is computed once per step, not once per lane.
@@ -73,7 +73,7 @@ def state_axes(spec: Spec, dim: int):
     shared only when both init and step accept it.
     """
     dt = jnp.dtype(spec.dtype)
-    x = jax.ShapeDtypeStruct((dim, 2), dt)
+    x = jax.ShapeDtypeStruct((2, dim), dt)
     hp = {n: jax.ShapeDtypeStruct((2,), dt) for n in spec.lane_names}
     fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
     key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.noise else None
@@ -86,22 +86,22 @@ def state_axes(spec: Spec, dim: int):
     leaves, tree = jax.tree.flatten(one)
 
     def ok(shared):
-        axes = tree.unflatten([None if i in shared else -1 for i in range(len(leaves))])
+        axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
         state = tree.unflatten(
             [
-                s if i in shared else jax.ShapeDtypeStruct((*s.shape, 2), s.dtype)
+                s if i in shared else jax.ShapeDtypeStruct((2, *s.shape), s.dtype)
                 for i, s in enumerate(leaves)
             ]
         )
 
         def init(x, hp, fx):
             lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731
-            return jax.vmap(lane, in_axes=-1, out_axes=axes)(x, hp)
+            return jax.vmap(lane, out_axes=axes)(x, hp)
 
         def step(x, state, key, hp, fx):
             lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0)  # noqa: E731
-            out_axes = (-1, -1, -1, axes, -1)
-            return jax.vmap(lane, in_axes=(-1, axes, -1, -1), out_axes=out_axes)(x, state, key, hp)
+            out_axes = (0, 0, 0, axes, 0)
+            return jax.vmap(lane, in_axes=(0, axes, 0, 0), out_axes=out_axes)(x, state, key, hp)
 
         try:
             jax.eval_shape(init, x, hp, fx)
@@ -114,36 +114,36 @@ def state_axes(spec: Spec, dim: int):
     for i in range(len(leaves)):
         if ok(shared | {i}):
             shared.add(i)
-    return tree.unflatten([None if i in shared else -1 for i in range(len(leaves))])
+    return tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
 
 
 def carry_axes(spec: Spec, dim: int) -> dict:
-    """The lane axis (-1) or None (shared) of every carry leaf, matching `make_init`."""
+    """The lane axis (0) or None (shared) of every carry leaf, matching `make_init`."""
     return {
-        "x": -1,
+        "x": 0,
         "opt_state": state_axes(spec, dim),
-        "key": -1 if spec.noise else None,
-        "thr": -1,
-        "best": -1,
-        "stt": -1,
-        "div": -1,
-        "x_good": -1,
+        "key": 0 if spec.noise else None,
+        "thr": 0,
+        "best": 0,
+        "stt": 0,
+        "div": 0,
+        "x_good": 0,
     }
 
 
 def make_init(spec: Spec):
-    """(x0 [d,L], lane_hp, fixed_hp, keys [2,L] | None, thr_scale) -> carry."""
+    """(x0 [L,d], lane_hp, fixed_hp, keys [L,2] | None, thr_scale) -> carry."""
 
     def init(x0, lane_hp, fixed_hp, keys, thr_scale):
         def lane(x, hp_l):
             return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
 
-        axes = state_axes(spec, x0.shape[0])
-        opt_state = jax.vmap(lane, in_axes=-1, out_axes=axes)(x0, lane_hp)
-        f0 = jax.vmap(spec.objective.fn, in_axes=-1)(x0)
+        axes = state_axes(spec, x0.shape[1])
+        opt_state = jax.vmap(lane, out_axes=axes)(x0, lane_hp)
+        f0 = jax.vmap(spec.objective.fn)(x0)
         thr = thr_scale * jnp.maximum(1.0, jnp.abs(f0))
         thr = jnp.where(jnp.isfinite(thr), thr, jnp.inf).astype(x0.dtype)
-        L = x0.shape[-1]
+        L = x0.shape[0]
         return {
             "x": x0,
             "opt_state": opt_state,
@@ -166,9 +166,9 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
     def lane(x, s, k, hp_l):
         return _lane_update(spec, x, s, k, {**hp_l, **fixed_hp}, consts["noise"])
 
-    axes = state_axes(spec, carry["x"].shape[0])
+    axes = state_axes(spec, carry["x"].shape[1])
     v, metric, x_new, opt_state, key = jax.vmap(
-        lane, in_axes=(-1, axes, -1, -1), out_axes=(-1, -1, -1, axes, -1)
+        lane, in_axes=(0, axes, 0, 0), out_axes=(0, 0, 0, axes, 0)
     )(carry["x"], carry["opt_state"], carry["key"], lane_hp)
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
@@ -184,7 +184,7 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
         hit = jnp.zeros_like(alive)
     if spec.tol_metric is not None:
         c["stt"] = jnp.minimum(carry["stt"], jnp.where(hit, t, NEVER))
-    c["x_good"] = jnp.where(alive, carry["x"], carry["x_good"])
+    c["x_good"] = jnp.where(alive[:, None], carry["x"], carry["x_good"])
     c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
     return c, jnp.where(alive, v, jnp.nan), hit
 
@@ -220,13 +220,13 @@ def make_finish(spec: Spec):
 
     def finish(carry, lane_hp, fixed_hp, consts, t_end):
         c, v, hit = _step(spec, carry, t_end, lane_hp, fixed_hp, consts)
-        vg = jax.vmap(jax.value_and_grad(spec.objective.fn), in_axes=-1, out_axes=-1)
+        vg = jax.vmap(jax.value_and_grad(spec.objective.fn))
         f_good, g_good = vg(c["x_good"])
         return {
             "final_loss": f_good,
             "best_loss": c["best"],
             "final_x": c["x_good"],
-            "final_grad_norm": jnp.sqrt(jnp.sum(g_good * g_good, axis=0)),
+            "final_grad_norm": jnp.sqrt(jnp.sum(g_good * g_good, axis=1)),
             "steps_to_tol": c["stt"],
             "diverged_step": c["div"],
             "final_hit": hit,
@@ -237,7 +237,7 @@ def make_finish(spec: Spec):
 
 
 def make_trajectory(spec: Spec, steps: int):
-    """(carry, lane_hp, fixed_hp, consts) -> x path [T+1, d, K], loss path [T+1, K].
+    """(carry, lane_hp, fixed_hp, consts) -> x path [T+1, K, d], loss path [T+1, K].
 
     Full recording for a few lanes (for plots): the same step as the sweep, held at the last
     finite point once a lane diverges.

@@ -34,10 +34,13 @@ def resolve_devices(devices: Any) -> list:
     return devices
 
 
-def _lane_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
+def _lane_sharding(mesh: Mesh, ndim: int, axis: int = 0) -> NamedSharding:
+    """Lanes on `axis` split over the mesh; ndim 0: replicated."""
     if ndim == 0:
         return NamedSharding(mesh, PartitionSpec())
-    return NamedSharding(mesh, PartitionSpec(*([None] * (ndim - 1)), "lanes"))
+    spec = [None] * ndim
+    spec[axis] = "lanes"
+    return NamedSharding(mesh, PartitionSpec(*spec))
 
 
 def _put(tree, mesh: Mesh, lanes: bool = True):
@@ -77,10 +80,10 @@ def per_lane_bytes(
 ) -> int:
     """Device bytes per lane: the carry (in + out + temporaries) and one chunk of history."""
     dtype = jnp.dtype(spec.dtype)
-    x = jax.ShapeDtypeStruct((dim, 1), dtype)
+    x = jax.ShapeDtypeStruct((1, dim), dtype)
     hp = {n: jax.ShapeDtypeStruct((1,), dtype) for n in lane_hp_names}
     fixed = {n: jax.ShapeDtypeStruct((), dtype) for n in spec.fixed_names}
-    keys = jax.ShapeDtypeStruct((2, 1), jnp.uint32) if spec.noise else None
+    keys = jax.ShapeDtypeStruct((1, 2), jnp.uint32) if spec.noise else None
     carry = jax.eval_shape(
         _kernel.make_init(spec), x, hp, fixed, keys, jax.ShapeDtypeStruct((), dtype)
     )
@@ -118,10 +121,10 @@ def run_lanes(
         idx = np.arange(lo, lo + size)
         idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
         args = (
-            _put(jnp.asarray(x0[idx].T, dtype), mesh),
+            _put(jnp.asarray(x0[idx], dtype), mesh),
             _put({k: jnp.asarray(v[idx], dtype) for k, v in lane_hp.items()}, mesh),
             fixed,
-            None if keys is None else _put(jnp.asarray(keys[idx].T), mesh),
+            None if keys is None else _put(jnp.asarray(keys[idx]), mesh),
             jax.device_put(jnp.asarray(thr_scale, dtype), _lane_sharding(mesh, 0)),
         )
         base = (spec, size, x0.shape[1], tuple(devices))
@@ -142,7 +145,7 @@ def run_lanes(
                 a,
                 True,
                 clock,
-                (carry_sh, _lane_sharding(mesh, 2)),
+                (carry_sh, _lane_sharding(mesh, 2, axis=1)),
             )
             carry, h = exe(*a)
             hist.append(np.asarray(h)[:, :keep])
@@ -150,26 +153,26 @@ def run_lanes(
             advance(seg.steps * keep)
         a = (carry, args[1], fixed, cst, jnp.asarray(steps, jnp.int32))
         res = _compiled((*base, "finish"), lambda: _kernel.make_finish(spec), a, False, clock)(*a)
-        res = {k: np.asarray(v)[..., :keep] for k, v in res.items()}
+        res = {k: np.asarray(v)[:keep] for k, v in res.items()}
         hist.append(res.pop("last_record")[None])
-        outs["history"].append(np.concatenate(hist, axis=0))
+        outs["history"].append(np.concatenate(hist, axis=0).T)
         for k, v in res.items():
             outs[k].append(v)
-    return {k: np.concatenate(v, axis=-1) for k, v in outs.items()}
+    return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
     """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1]."""
     dtype = jnp.dtype(spec.dtype)
     args = (
-        jnp.asarray(x0.T, dtype),
+        jnp.asarray(x0, dtype),
         {k: jnp.asarray(v, dtype) for k, v in lane_hp.items()},
         {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()},
-        None if keys is None else jnp.asarray(keys.T),
+        None if keys is None else jnp.asarray(keys),
         jnp.asarray(thr_scale, dtype),
     )
     carry = jax.jit(_kernel.make_init(spec))(*args)
     cst = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
     xs, vs = jax.jit(_kernel.make_trajectory(spec, steps))(carry, args[1], args[2], cst)
     xs, vs = np.asarray(xs), np.asarray(vs)
-    return np.transpose(xs, (2, 0, 1)), vs.T
+    return np.transpose(xs, (1, 0, 2)), vs.T

@@ -178,8 +178,8 @@ def sweep(
             )
             for k, v in res.items():
                 if k not in out:
-                    out[k] = np.empty((*v.shape[:-1], n), v.dtype)
-                out[k][..., lanes] = v
+                    out[k] = np.empty((n, *v.shape[1:]), v.dtype)
+                out[k][lanes] = v
     total = time.perf_counter() - t_start
 
     stt = out["steps_to_tol"].astype(np.int64)
@@ -204,12 +204,12 @@ def sweep(
         divergence_threshold=float(divergence_threshold),
         final_loss=out["final_loss"].reshape(shape),
         best_loss=out["best_loss"].reshape(shape),
-        final_x=out["final_x"].T.reshape(*shape, obj.dim),
+        final_x=out["final_x"].reshape(*shape, obj.dim),
         final_grad_norm=out["final_grad_norm"].reshape(shape),
         steps_to_tol=stt.reshape(shape),
         status=status.astype("<U9").reshape(shape),
         diverged_step=np.where(diverged, div, -1).reshape(shape),
-        history=np.ascontiguousarray(out["history"].T).reshape(*shape, -1),
+        history=out["history"].reshape(*shape, -1),
         history_steps=_lanes.record_steps(segments, steps),
         compile_time=clock[0],
         run_time=total - clock[0],

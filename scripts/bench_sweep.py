@@ -1,0 +1,304 @@
+"""Benchmark: Adam on 2-D Rosenbrock from (-1.2, 1), float32, N learning rates log-spaced in
+[1e-4, 1], measured side by side in one process.
+
+  (a) plain-Python scalar loop per learning rate (a subset, reported per lane)
+  (b) NumPy vectorized over the learning rates, hand-written gradient
+  (c) an optax step under jax.jit called from a Python loop per learning rate (a subset)
+  (d) torch.optim.Adam per learning rate (only if torch is installed; a subset)
+  (e) a minimal hand-written jit(vmap(scan)) Adam: the bare-JAX floor
+  (f) gdkit.sweep, default bookkeeping on (status, best loss, steps to tol, thinned history)
+
+Prints a table and a JSON line. Usage: python scripts/bench_sweep.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gdkit.sweep import sweep
+
+B1, B2, EPS = 0.9, 0.999, 1e-8
+X0 = (-1.2, 1.0)
+
+
+def rosenbrock(x):
+    return (1.0 - x[0]) ** 2 + 100.0 * (x[1] - x[0] ** 2) ** 2
+
+
+def best_of(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+# (a) ---------------------------------------------------------------------------------------
+def python_loop(lr, steps):
+    x, y = X0
+    mx = my = vx = vy = 0.0
+    for t in range(1, steps + 1):
+        gx = -2.0 * (1.0 - x) - 400.0 * x * (y - x * x)
+        gy = 200.0 * (y - x * x)
+        mx = B1 * mx + (1 - B1) * gx
+        my = B1 * my + (1 - B1) * gy
+        vx = B2 * vx + (1 - B2) * gx * gx
+        vy = B2 * vy + (1 - B2) * gy * gy
+        c1, c2 = 1 - B1**t, 1 - B2**t
+        x -= lr * (mx / c1) / (math.sqrt(vx / c2) + EPS)
+        y -= lr * (my / c1) / (math.sqrt(vy / c2) + EPS)
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+# (b) ---------------------------------------------------------------------------------------
+def numpy_vectorized(lrs, steps):
+    lrs = lrs.astype(np.float32)
+    x = np.full_like(lrs, X0[0])
+    y = np.full_like(lrs, X0[1])
+    mx, my, vx, vy = (np.zeros_like(lrs) for _ in range(4))
+    b1, b2 = np.float32(B1), np.float32(B2)
+    for t in range(1, steps + 1):
+        r = y - x * x
+        gx = -2.0 * (1.0 - x) - 400.0 * x * r
+        gy = 200.0 * r
+        mx = b1 * mx + (1 - b1) * gx
+        my = b1 * my + (1 - b1) * gy
+        vx = b2 * vx + (1 - b2) * gx * gx
+        vy = b2 * vy + (1 - b2) * gy * gy
+        c1, c2 = np.float32(1 - B1**t), np.float32(1 - B2**t)
+        x = x - lrs * (mx / c1) / (np.sqrt(vx / c2) + np.float32(EPS))
+        y = y - lrs * (my / c1) / (np.sqrt(vy / c2) + np.float32(EPS))
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+# (c) ---------------------------------------------------------------------------------------
+@jax.jit
+def _optax_step(x, state, lr):
+    # compiled once; the learning rate is an argument (kinder to (c) than a jit per lr)
+    g = jax.grad(rosenbrock)(x)
+    u, state = optax.adam(lr).update(g, state, x)
+    return optax.apply_updates(x, u), state
+
+
+def optax_jit_loop(lr, steps):
+    x = jnp.array(X0, jnp.float32)
+    state = optax.adam(lr).init(x)
+    lr = jnp.float32(lr)
+    for _ in range(steps):
+        x, state = _optax_step(x, state, lr)
+    return float(rosenbrock(jax.block_until_ready(x)))
+
+
+# (d) ---------------------------------------------------------------------------------------
+def torch_loop(lr, steps):
+    import torch
+
+    x = torch.tensor(X0, dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        loss.backward()
+        opt.step()
+    return float(loss)
+
+
+# (e) ---------------------------------------------------------------------------------------
+def floor_program(steps):
+    def run(lr):
+        def step(c, _):
+            x, m, v, t = c
+            g = jax.grad(rosenbrock)(x)
+            t = t + 1.0
+            m = B1 * m + (1 - B1) * g
+            v = B2 * v + (1 - B2) * g * g
+            x = x - lr * (m / (1 - B1**t)) / (jnp.sqrt(v / (1 - B2**t)) + EPS)
+            return (x, m, v, t), None
+
+        z = jnp.zeros(2, jnp.float32)
+        init = (jnp.array(X0, jnp.float32), z, z, jnp.float32(0))
+        (x, _, _, _), _ = jax.lax.scan(step, init, None, length=steps)
+        return rosenbrock(x)
+
+    return jax.jit(jax.vmap(run))
+
+
+# -------------------------------------------------------------------------------------------
+def gdkit_run(lrs, steps, **kw):
+    return sweep(
+        "rosenbrock",
+        "adam",
+        grid={"learning_rate": lrs},
+        steps=steps,
+        tol=1e-6,
+        progress=False,
+        **kw,
+    )
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(n, steps):
+    """One gdkit sweep in a fresh process: wall time, compile time and the process's peak RSS."""
+    lrs = np.geomspace(1e-4, 1.0, n).astype(np.float32)
+    t = time.perf_counter()
+    r = gdkit_run(lrs, steps)
+    wall = time.perf_counter() - t
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "steps": steps,
+                "wall_s": wall,
+                "run_s": r.run_time,
+                "compile_s": r.compile_time,
+                "peak_rss_mb": peak_rss_mb(),
+                "counts": r.counts(),
+            }
+        )
+    )
+
+
+def in_child(n, steps, env=None):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(n), str(steps)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a fast smoke run")
+    ap.add_argument("--json", help="also write the JSON here")
+    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(*args.child)
+
+    quick = args.quick
+    n = 4096 if quick else 65_536
+    steps = 500 if quick else 2000
+    reps = 1 if quick else 3
+    lrs = np.geomspace(1e-4, 1.0, n).astype(np.float32)
+    sub = lrs[:: max(1, n // (2 if quick else 8))]
+    res: dict = {
+        "n": n,
+        "steps": steps,
+        "devices": len(jax.devices()),
+        "backend": jax.default_backend(),
+    }
+    rate = {}  # trajectory-steps per second
+
+    t = best_of(lambda: [python_loop(float(lr), steps) for lr in sub], 1)
+    rate["a_python"] = len(sub) * steps / t
+    t = best_of(lambda: numpy_vectorized(lrs, steps), 1 if quick else 2)
+    rate["b_numpy"] = n * steps / t
+    csub = sub[:2]
+    optax_jit_loop(float(csub[0]), 5)  # compile once
+    t = best_of(lambda: [optax_jit_loop(float(lr), steps) for lr in csub], 1)
+    rate["c_optax_jit_loop"] = len(csub) * steps / t
+    try:
+        import torch  # noqa: F401
+
+        t = best_of(lambda: [torch_loop(float(lr), steps) for lr in csub], 1)
+        rate["d_torch"] = len(csub) * steps / t
+    except ImportError:
+        rate["d_torch"] = None
+
+    floor = floor_program(steps)
+    x = jnp.asarray(lrs)
+    t0 = time.perf_counter()
+    floor_exe = floor.lower(x).compile()
+    res["floor_compile_s"] = time.perf_counter() - t0
+    jax.block_until_ready(floor_exe(x))
+    t = best_of(lambda: jax.block_until_ready(floor_exe(x)), reps)
+    rate["e_floor"] = n * steps / t
+
+    first = gdkit_run(lrs, steps)
+    res["gdkit_compile_s"] = first.compile_time
+    res["gdkit_first_call_s"] = first.compile_time + first.run_time
+    runs = [gdkit_run(lrs, steps) for _ in range(reps)]
+    rate["f_gdkit"] = n * steps / min(r.run_time for r in runs)
+    res["gdkit_counts"] = runs[0].counts()
+    check = np.asarray(floor_exe(x))
+    rel = np.abs(runs[0].final_loss[:, 0] - check) / np.maximum(1e-30, np.abs(check))
+    res["gdkit_vs_floor_final_loss_agree_1e-3"] = float(np.mean(rel <= 1e-3))
+    res["rates"] = rate
+    res["ratios_f_over"] = {
+        k: (rate["f_gdkit"] / v if v else None) for k, v in rate.items() if k != "f_gdkit"
+    }
+
+    # what-ifs beyond the default
+    extra = {}
+    for label, kw in [
+        ("unroll=2", {"unroll": 2}),
+        ("unroll=4", {"unroll": 4}),
+        ("no tol, 1 record", {"tol": None, "record_every": steps}),
+    ]:
+
+        def f(kw=kw):
+            opts = {"tol": 1e-6, "progress": False, **kw}
+            return sweep("rosenbrock", "adam", grid={"learning_rate": lrs}, steps=steps, **opts)
+
+        f()
+        extra[label] = n * steps / min(f().run_time for _ in range(reps))
+    res["variants_rates"] = extra
+
+    # scaling with N and with steps (fresh processes: compile + run, and peak RSS)
+    ns = [16, 1024, 65_536] if quick else [16, 256, 4096, 65_536, 262_144, 1_000_000]
+    res["scaling_n"] = [in_child(k, steps) for k in ns]
+    ss = [250, 500, 1000] if quick else [500, 1000, 2000, 4000]
+    res["scaling_steps"] = [in_child(n, s) for s in ss]
+    if not quick:
+        two = in_child(65_536, steps, {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        res["two_cpu_devices_65536"] = two
+    res["peak_rss_mb_this_process"] = peak_rss_mb()
+
+    print(f"\nAdam on 2-D Rosenbrock, float32, N={n} learning rates, {steps} steps")
+    print(f"{'method':<22}{'traj-steps/s':>16}{'(f) / this':>14}")
+    for k, v in rate.items():
+        ratio = res["ratios_f_over"].get(k)
+        print(
+            f"{k:<22}{(f'{v:,.0f}' if v else 'n/a'):>16}{(f'{ratio:,.2f}x' if ratio else '-'):>14}"
+        )
+    for k, v in extra.items():
+        print(f"{'f ' + k:<22}{v:>16,.0f}{v / rate['e_floor']:>13.2f}x floor")
+    print(f"compile: gdkit {res['gdkit_compile_s']:.2f} s, floor {res['floor_compile_s']:.2f} s")
+    print(
+        "scaling with N   :",
+        ", ".join(
+            f"{d['n']}: {d['wall_s']:.2f}s ({d['peak_rss_mb']:.0f} MB)" for d in res["scaling_n"]
+        ),
+    )
+    print(
+        "scaling with steps:",
+        ", ".join(f"{d['steps']}: {d['wall_s']:.2f}s" for d in res["scaling_steps"]),
+    )
+    text = json.dumps(res)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
