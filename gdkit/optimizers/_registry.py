@@ -98,7 +98,8 @@ def register(name: str, description: str, kind: str = "first_order") -> Callable
             sched = {k: opts.pop(k) for k in list(opts) if k in _options.SCHEDULE_KEYS}
             hp = {**hparams, **given}
             hp["learning_rate"] = _options.schedule(hp["learning_rate"], **sched)
-            return _options.wrap(build(**hp), **opts)
+            opt = _options.wrap(build(**hp), **opts)
+            return opt if kind == "first_order" else _needs_value_fn(name, opt)
 
         extra = [
             inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
@@ -151,12 +152,28 @@ def get(name: str, **hparams) -> optax.GradientTransformationExtraArgs:
       >>> from gdkit import optimizers
       >>> opt = optimizers.get("adam", learning_rate=0.1, clip_norm=1.0)
       >>> state = opt.init(jnp.zeros(3))
-      >>> optimizers.get("adma")
+      >>> optimizers.get("nesterv")
       Traceback (most recent call last):
       ...
-      ValueError: unknown optimizer 'adma' (did you mean 'adam'?); known: adadelta, ...
+      ValueError: unknown optimizer 'nesterv' (did you mean 'nesterov'?); known: adadelta, ...
     """
     return info(name).factory(**hparams)
+
+
+def _needs_value_fn(
+    name: str, opt: optax.GradientTransformationExtraArgs
+) -> optax.GradientTransformationExtraArgs:
+    """Fails early, with a usable message, when `update` lacks the objective."""
+
+    def update_fn(updates, state, params=None, **extra):
+        if extra.get("value_fn") is None or params is None:
+            raise ValueError(
+                f"{name} needs the objective: call opt.update(grad, state, params, "
+                "value=f(params), grad=grad, value_fn=f)"
+            )
+        return opt.update(updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(opt.init, update_fn)
 
 
 def _bind(name, hparams, options, args, kwargs) -> dict[str, Any]:

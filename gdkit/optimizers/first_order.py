@@ -177,7 +177,7 @@ def adadelta(
       >>> import jax, jax.numpy as jnp, optax
       >>> from gdkit import optimizers
       >>> f = lambda x: jnp.sum(x**2)
-      >>> opt = optimizers.adadelta(learning_rate=10.0, eps=1e-4)
+      >>> opt = optimizers.adadelta(learning_rate=1.0, eps=1e-3)
       >>> x = jnp.array([1.0, 2.0]); state = opt.init(x)
       >>> for _ in range(300):
       ...   u, state = opt.update(jax.grad(f)(x), state, x)

@@ -80,10 +80,13 @@ def ncg(
       >>> f = lambda x: (x[0] - 1.0) ** 2 + 10.0 * (x[1] + 2.0) ** 2
       >>> opt = optimizers.ncg()
       >>> x = jnp.zeros(2); state = opt.init(x)
-      >>> for _ in range(10):
+      >>> @jax.jit
+      ... def step(x, state):
       ...   v, g = jax.value_and_grad(f)(x)
       ...   u, state = opt.update(g, state, x, value=v, grad=g, value_fn=f)
-      ...   x = optax.apply_updates(x, u)
+      ...   return optax.apply_updates(x, u), state
+      >>> for _ in range(10):
+      ...   x, state = step(x, state)
       >>> print(jnp.round(x, 4))
       [ 1. -2.]
 

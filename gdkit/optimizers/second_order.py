@@ -193,10 +193,13 @@ def bfgs(
       >>> f = lambda x: (x[0] - 1.0) ** 2 + 10.0 * (x[1] + 2.0) ** 2
       >>> opt = optimizers.bfgs()
       >>> x = jnp.zeros(2); state = opt.init(x)
-      >>> for _ in range(10):
+      >>> @jax.jit
+      ... def step(x, state):
       ...   v, g = jax.value_and_grad(f)(x)
       ...   u, state = opt.update(g, state, x, value=v, grad=g, value_fn=f)
-      ...   x = optax.apply_updates(x, u)
+      ...   return optax.apply_updates(x, u), state
+      >>> for _ in range(10):
+      ...   x, state = step(x, state)
       >>> print(jnp.round(x, 4))
       [ 1. -2.]
 
@@ -234,10 +237,13 @@ def lbfgs(
       >>> f = lambda x: (x[0] - 1.0) ** 2 + 10.0 * (x[1] + 2.0) ** 2
       >>> opt = optimizers.lbfgs(memory_size=5)
       >>> x = jnp.zeros(2); state = opt.init(x)
-      >>> for _ in range(10):
+      >>> @jax.jit
+      ... def step(x, state):
       ...   v, g = jax.value_and_grad(f)(x)
       ...   u, state = opt.update(g, state, x, value=v, grad=g, value_fn=f)
-      ...   x = optax.apply_updates(x, u)
+      ...   return optax.apply_updates(x, u), state
+      >>> for _ in range(10):
+      ...   x, state = step(x, state)
       >>> print(jnp.round(x, 4))
       [ 1. -2.]
 
