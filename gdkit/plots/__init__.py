@@ -1,0 +1,119 @@
+"""Figures of sweep results (matplotlib, Agg; nothing is ever shown on screen).
+
+`draw` writes every figure that applies to an experiment's results as PNGs; each kind is also
+a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to close):
+
+- `contour(results, objective)`: the best run of each optimizer over the contours (2-D).
+- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters.
+- `lr_sensitivity(results, objective)`: final f - f* against learning rate; 2/L on quadratics.
+- `surface(objective)`: the objective as a 3-D surface (2-D).
+- `basins(result, objective)`: which known minimum each start ends in (2-D, many starts).
+
+  >>> import numpy as np
+  >>> from gdkit import objectives, plots, starts
+  >>> from gdkit.sweep import sweep
+  >>> rs = [sweep("himmelblau", opt, grid={"learning_rate": np.logspace(-3, -1, 5)},
+  ...             x0=starts.grid("himmelblau", 5), steps=200, tol=1e-6,
+  ...             trajectories="best", progress=False) for opt in ("gd", "adam")]
+  >>> import tempfile
+  >>> paths = plots.draw(rs, {"himmelblau": objectives.get("himmelblau")}, tempfile.mkdtemp())
+  >>> sorted(p.name for p in paths)[:3]
+  ['basins-himmelblau-adam.png', 'basins-himmelblau-gd.png', 'contour-himmelblau.png']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+from gdkit.objectives import Objective
+from gdkit.plots._basins import DIVERGED, ELSEWHERE, basin_radius, basins, classify
+from gdkit.plots._common import NotApplicable, save, slug
+from gdkit.plots._contour import contour
+from gdkit.plots._loss import loss
+from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
+from gdkit.plots._surface import surface
+from gdkit.result import SweepResult
+
+KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins")
+
+_log = logging.getLogger(__name__)
+
+
+def draw(
+    results: Sequence[SweepResult],
+    objectives: Mapping[str, Objective],
+    out_dir: str | os.PathLike,
+    kinds: Sequence[str] = KINDS,
+) -> list[pathlib.Path]:
+    """Writes the figures of `kinds` that apply to `results` into `out_dir` as PNGs.
+
+    Per objective (results grouped by `SweepResult.objective`, each drawn against
+    `objectives[name]`): `contour-<objective>.png`, `loss-<objective>.png`,
+    `lr_sensitivity-<objective>.png`, `surface-<objective>.png`, and per optimizer
+    `basins-<objective>-<optimizer>.png`. Kinds that do not apply (contour, surface and basins
+    need a 2-D objective; basins a set of starts and known minima; lr_sensitivity a swept
+    learning_rate) are skipped.
+
+    Returns:
+      The paths written, in order.
+    """
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"draw: unknown plot kind(s) {unknown}; allowed: {list(KINDS)}")
+    out = pathlib.Path(out_dir)
+    groups: dict[str, list[SweepResult]] = {}
+    for r in results:
+        groups.setdefault(r.objective, []).append(r)
+    missing = [name for name in groups if name not in objectives]
+    if missing:
+        raise ValueError(f"draw: no Objective given for {missing}")
+    written: list[pathlib.Path] = []
+
+    def attempt(name: str, make) -> None:
+        try:
+            fig = make()
+        except NotApplicable as e:
+            _log.debug("skipping %s: %s", name, e)
+            return
+        written.append(save(fig, out / name))
+
+    for obj_name, rs in groups.items():
+        obj = objectives[obj_name]
+        s = slug(obj_name)
+        for kind in kinds:
+            if kind == "contour":
+                attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj))
+            elif kind == "loss":
+                attempt(f"loss-{s}.png", lambda rs=rs, obj=obj: loss(rs, obj))
+            elif kind == "lr_sensitivity":
+                attempt(f"lr_sensitivity-{s}.png", lambda rs=rs, obj=obj: lr_sensitivity(rs, obj))
+            elif kind == "surface":
+                attempt(f"surface-{s}.png", lambda obj=obj: surface(obj))
+            elif kind == "basins":
+                for r in rs:
+                    attempt(
+                        f"basins-{s}-{slug(r.optimizer)}.png", lambda r=r, obj=obj: basins(r, obj)
+                    )
+    return written
+
+
+__all__ = [
+    "DIVERGED",
+    "ELSEWHERE",
+    "KINDS",
+    "NotApplicable",
+    "basin_radius",
+    "basins",
+    "classify",
+    "contour",
+    "draw",
+    "loss",
+    "lr_sensitivity",
+    "sensitivity_curve",
+    "slug",
+    "stability_edge",
+    "surface",
+]

@@ -1,0 +1,93 @@
+"""`loss`: the gap to the minimum against step at each optimizer's best hyperparameters."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from gdkit.objectives import Objective
+from gdkit.plots import _common as c
+from gdkit.result import SweepResult
+
+
+def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> Figure:
+    """f - f* (log y) against step for each optimizer at its best hyperparameters
+    (`best_point`), the line the median over starts and seeds, the band their quartiles
+    (min-max for fewer than 4 runs).
+
+    Without a known minimum the loss itself is drawn (symlog y when it spans decades).
+
+    Example:
+      >>> import numpy as np
+      >>> from gdkit import plots
+      >>> from gdkit.sweep import sweep
+      >>> r = sweep("rosenbrock", "adam", grid={"learning_rate": np.logspace(-3, -1, 5)},
+      ...           steps=200, tol=1e-6, progress=False)
+      >>> fig = plots.loss([r])
+    """
+    if not results:
+        raise c.NotApplicable("loss: no results")
+    name = objective.name if objective is not None else results[0].objective
+    f_min = results[0].f_min
+    fig = c.new_figure(7.2, 5.0)
+    ax = fig.add_subplot()
+    curves, handles = [], []
+    for res, color in zip(results, c.colors(len(results)), strict=True):
+        gidx = c.best_point(res)
+        if gidx is None:  # every run diverged: show the one that lasted longest
+            gidx = c.grid_index(res, int(np.argmax(res.diverged_step.ravel())))
+        hist, _ = c.gaps(res, c.per_point(res, res.history)[gidx])  # [runs, R]
+        curves.append((res, color, gidx, hist))
+    all_h = np.concatenate([h.ravel() for *_, h in curves]) if curves else np.zeros(0)
+    floor = c.positive_floor(all_h) if f_min is not None else None
+
+    for res, color, gidx, hist in curves:
+        steps = np.asarray(res.history_steps)
+        h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
+        runs = h.shape[0]
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+            med = np.nanmedian(h, axis=0)
+            band = np.nanpercentile(h, [25, 75] if runs >= 4 else [0, 100], axis=0)
+        if runs > 1:
+            c.band(ax, steps, band[0], band[1], color)
+        ax.plot(steps, med, color=color, lw=1.8)
+        status = c.per_point(res, res.status)[gidx]
+        extra = ""
+        if runs > 1:
+            extra = f": {int(np.sum(status == 'converged'))}/{runs} runs converged"
+        n_div = int(np.sum(status == "diverged"))
+        extra += f", {n_div} diverged" if n_div else ""
+        label = f"{res.optimizer}{c.paren(c.hparam_label(c.hparams(res, gidx)))}{extra}"
+        handles.append(Line2D([], [], color=color, lw=1.8, label=label))
+
+    tol = results[0].tol
+    if f_min is not None:
+        ax.set_yscale("log")
+        ax.set_ylabel("f − f*  (gap to the known minimum)")
+        if tol and results[0].tol_metric == "gap":
+            ax.axhline(tol, color="0.4", ls=":", lw=1)
+            handles.append(Line2D([], [], color="0.4", ls=":", label=f"tol = {tol:.0e}"))
+    else:
+        ax.set_ylabel("f")
+        finite = np.abs(all_h[np.isfinite(all_h) & (all_h != 0)])
+        if finite.size and c.spans_decades(finite):
+            ax.set_yscale(
+                "symlog", linthresh=float(np.percentile(finite, 5)) if finite.size else 1.0
+            )
+    if any(h.shape[0] > 1 for *_, h in curves):
+        runs = max(h.shape[0] for *_, h in curves)
+        band = "quartiles" if runs >= 4 else "min–max"
+        handles.append(
+            Patch(color="0.5", alpha=0.3, label=f"median over starts/seeds, band {band}")
+        )
+    ax.set_xlabel("step")
+    ax.set_xlim(0, max(r.steps for r in results))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(f"{name}: loss at each optimizer's best hyperparameters")
+    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    return fig

@@ -1,0 +1,241 @@
+"""Figures: each kind writes a real PNG where it applies and is skipped where it does not;
+the basin classification and the stability edge are checked against known answers."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from gdkit import objectives, plots, starts
+from gdkit.sweep import sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path):
+    """(width, height) from the PNG header."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_plausible_png(path):
+    assert path.stat().st_size > 15_000, f"{path.name} is suspiciously small"
+    w, h = png_size(path)
+    assert 500 <= w <= 1500 and 400 <= h <= 1500, (path.name, w, h)
+
+
+@pytest.fixture(scope="module")
+def himmelblau_runs():
+    grid = {"learning_rate": np.array([1e-3, 3e-3, 1e-2, 3e-2])}
+    x0 = starts.grid("himmelblau", 6)
+    return [
+        sweep(
+            "himmelblau",
+            opt,
+            grid=grid,
+            x0=x0,
+            steps=200,
+            tol=1e-6,
+            trajectories="best",
+            progress=False,
+        )
+        for opt in ("gd", "adam")
+    ]
+
+
+def test_draw_writes_every_kind_that_applies(himmelblau_runs, tmp_path):
+    obj = objectives.get("himmelblau")
+    paths = plots.draw(himmelblau_runs, {"himmelblau": obj}, tmp_path)
+    assert sorted(p.name for p in paths) == [
+        "basins-himmelblau-adam.png",
+        "basins-himmelblau-gd.png",
+        "contour-himmelblau.png",
+        "loss-himmelblau.png",
+        "lr_sensitivity-himmelblau.png",
+        "surface-himmelblau.png",
+    ]
+    for p in paths:
+        assert p.parent == tmp_path
+        assert_plausible_png(p)
+    assert not list(tmp_path.glob(".tmp-*"))  # written atomically, no leftovers
+
+
+def test_draw_only_the_kinds_asked_for(himmelblau_runs, tmp_path):
+    obj = objectives.get("himmelblau")
+    paths = plots.draw(himmelblau_runs, {"himmelblau": obj}, tmp_path, kinds=["loss"])
+    assert [p.name for p in paths] == ["loss-himmelblau.png"]
+    with pytest.raises(ValueError, match="unknown plot kind"):
+        plots.draw(himmelblau_runs, {"himmelblau": obj}, tmp_path, kinds=["histogram"])
+    with pytest.raises(ValueError, match="no Objective"):
+        plots.draw(himmelblau_runs, {}, tmp_path)
+
+
+def test_inapplicable_kinds_are_skipped(tmp_path):
+    # 3-D objective: no contour, surface or basins; one start: no basins; fixed lr: no
+    # lr_sensitivity.
+    rosen3 = objectives.get("rosenbrock", dim=3)
+    r3 = sweep(rosen3, "adam", grid={"learning_rate": [1e-2, 1e-1]}, steps=50, progress=False)
+    paths = plots.draw([r3], {r3.objective: rosen3}, tmp_path / "a")
+    assert sorted(p.name for p in paths) == ["loss-rosenbrock.png", "lr_sensitivity-rosenbrock.png"]
+
+    rosen = objectives.get("rosenbrock")
+    r = sweep(
+        rosen,
+        "momentum",
+        grid={"learning_rate": 1e-3, "momentum": [0.5, 0.9]},
+        steps=50,
+        progress=False,
+    )
+    paths = plots.draw([r], {"rosenbrock": rosen}, tmp_path / "b")
+    assert sorted(p.name for p in paths) == [
+        "contour-rosenbrock.png",
+        "loss-rosenbrock.png",
+        "surface-rosenbrock.png",
+    ]
+    for p in paths:
+        assert_plausible_png(p)
+
+    with pytest.raises(plots.NotApplicable, match="2-D"):
+        plots.contour([r3], rosen3)
+    with pytest.raises(plots.NotApplicable, match="learning_rate"):
+        plots.lr_sensitivity([r], rosen)
+    with pytest.raises(plots.NotApplicable, match="2-D"):
+        plots.surface(rosen3)
+    with pytest.raises(plots.NotApplicable, match="starts"):
+        plots.basins(r, rosen)
+
+
+def test_all_diverged_and_unknown_minimum_still_draw(tmp_path):
+    # The saddle x^2 + 3xy + y^2 has no minimum: gradient descent must diverge on it.
+    saddle = objectives.get("saddle")
+    r = sweep(saddle, "gd", grid={"learning_rate": [0.05, 0.1]}, steps=300, progress=False)
+    assert r.counts()["diverged"] == 2
+    paths = plots.draw([r], {"saddle": saddle}, tmp_path)
+    assert {p.name for p in paths} >= {"contour-saddle.png", "loss-saddle.png"}
+    for p in paths:
+        assert_plausible_png(p)
+
+
+def test_classify_synthetic_points():
+    mins = objectives.get("himmelblau").minima
+    radius = 0.1
+    x = np.array(
+        [
+            [3.0, 2.05],  # near minimum 0
+            [-2.80, 3.13],  # near minimum 1
+            [-3.78, -3.28],  # near minimum 2
+            [3.58, -1.85],  # near minimum 3
+            [0.0, 0.0],  # nowhere
+            [3.0, 2.2],  # near minimum 0 but outside the radius
+            [np.nan, 1.0],  # not finite
+            [3.0, 2.0],  # at minimum 0 but flagged diverged
+        ]
+    )
+    diverged = np.array([False] * 7 + [True])
+    got = plots.classify(x, mins, radius, diverged)
+    assert got.tolist() == [
+        0,
+        1,
+        2,
+        3,
+        plots.ELSEWHERE,
+        plots.ELSEWHERE,
+        plots.DIVERGED,
+        plots.DIVERGED,
+    ]
+    # Shape is kept: [..., d] -> [...].
+    assert plots.classify(x[:4].reshape(2, 2, 2), mins, radius).tolist() == [[0, 1], [2, 3]]
+    # The radius never lets two minima claim the same point.
+    r = plots.basin_radius(objectives.get("himmelblau"))
+    xs = np.array([m.x for m in mins])
+    assert 2 * r < min(np.linalg.norm(a - b) for i, a in enumerate(xs) for b in xs[i + 1 :])
+
+
+def test_gd_ends_in_the_minimum_it_starts_next_to(tmp_path):
+    obj = objectives.get("himmelblau")
+    x0 = np.array([m.x for m in obj.minima]) + np.array([0.3, -0.25])
+    r = sweep(obj, "gd", grid={"learning_rate": [0.01]}, x0=x0, steps=300, tol=1e-6, progress=False)
+    labels = plots.classify(
+        r.final_x[0], obj.minima, plots.basin_radius(obj), r.status[0] == "diverged"
+    )
+    assert labels.tolist() == [0, 1, 2, 3]
+    assert_plausible_png(plots._common.save(plots.basins(r, obj), tmp_path / "b.png"))
+
+
+def test_basins_on_peaks_finds_the_global_minimum_basin(tmp_path):
+    obj = objectives.get("peaks")
+    r = sweep(
+        obj,
+        "gd",
+        grid={"learning_rate": [0.03, 0.1]},
+        x0=starts.grid(obj, 7),
+        steps=300,
+        tol=1e-6,
+        progress=False,
+    )
+    fig = plots.basins(r, obj)
+    assert "peaks" in fig.axes[0].get_title()
+    # The start nearest the global minimum (0.228, -1.626) ends in it.
+    i = int(np.argmin(np.linalg.norm(r.starts - obj.minima[0].x, axis=1)))
+    labels = plots.classify(r.final_x[:, i], obj.minima, plots.basin_radius(obj))
+    assert (labels == 0).all()
+
+
+@pytest.mark.parametrize("dim,kappa", [(2, 100.0), (5, 37.0)])
+def test_stability_edge_is_two_over_the_largest_eigenvalue(dim, kappa):
+    # The generated quadratic's Hessian eigenvalues are geomspace(1, kappa): L = kappa.
+    q = objectives.get("quadratic", dim=dim, condition_number=kappa, seed=3)
+    assert plots.stability_edge(q) == pytest.approx(2.0 / kappa, rel=1e-5)
+
+
+def test_lr_sensitivity_draws_the_edge_and_marks_divergence_beyond_it():
+    kappa = 50.0
+    q = objectives.get("quadratic", condition_number=kappa)
+    edge = 2.0 / kappa
+    lrs = edge * np.array([0.1, 0.5, 0.9, 1.1, 1.5, 3.0])
+    r = sweep(
+        q,
+        "gd",
+        grid={"learning_rate": lrs},
+        x0=starts.uniform(q, 3),
+        steps=300,
+        tol=1e-6,
+        progress=False,
+    )
+    curve = plots.sensitivity_curve(r)
+    # Gradient descent on a quadratic diverges exactly above 2/L.
+    assert curve.diverged.tolist() == [0, 0, 0, 1, 1, 1]
+    fig = plots.lr_sensitivity([r], q)
+    ax = fig.axes[0]
+    vlines = [ln for ln in ax.get_lines() if ln.get_color() == "crimson"]
+    assert len(vlines) == 1
+    assert vlines[0].get_xdata()[0] == pytest.approx(edge, rel=1e-5)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    # Not a quadratic: no edge.
+    rosen = objectives.get("rosenbrock")
+    r2 = sweep(rosen, "gd", grid={"learning_rate": [1e-4, 1e-3]}, steps=20, progress=False)
+    assert not [
+        ln
+        for ln in plots.lr_sensitivity([r2], rosen).axes[0].get_lines()
+        if ln.get_color() == "crimson"
+    ]
+
+
+def test_contour_uses_the_recorded_trajectory(himmelblau_runs):
+    obj = objectives.get("himmelblau")
+    fig = plots.contour(himmelblau_runs, obj)
+    ax = fig.axes[0]
+    lengths = sorted(len(ln.get_xdata()) for ln in ax.get_lines())
+    assert lengths[-1] > 2  # a full path, not just start -> end
+    # Without trajectories: start -> end only.
+    r = himmelblau_runs[0]
+    bare = type(r)(
+        **{**vars(r), "trajectory_lanes": None, "trajectory_x": None, "trajectory_loss": None}
+    )
+    assert max(len(ln.get_xdata()) for ln in plots.contour([bare], obj).axes[0].get_lines()) == 2
+
+
+def test_slug_makes_safe_file_names():
+    assert plots.slug("x**2 + 3*x*y") == "x_2_3_x_y"
+    assert plots.slug("rosenbrock") == "rosenbrock"
