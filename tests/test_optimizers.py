@@ -376,6 +376,12 @@ def test_registry_lists_every_optimizer_with_hparams_and_description():
             r"warmup_steps \(5\) must be < decay_steps",
         ),
         (lambda: optimizers.gd(clip=0.0), r"clip must be"),
+        (
+            lambda: optimizers.gd(
+                learning_rate=optax.constant_schedule(0.1), schedule="cosine_decay", decay_steps=9
+            ),
+            r"learning_rate is a schedule already",
+        ),
     ],
 )
 def test_invalid_input_raises_clear_error(call, message):
@@ -393,7 +399,14 @@ def test_arrays_are_data_and_never_checked():
     assert optimizers.momentum(np.float32(0.1), 0.5) is not None
 
 
-MODULES = ["_registry", "first_order", "adaptive", "linesearch", "second_order", "ncg"]
+MODULES = [
+    "_registry",
+    "first_order",
+    "adaptive",
+    "linesearch",
+    pytest.param("second_order", marks=pytest.mark.slow),  # compiles three line searches
+    pytest.param("ncg", marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.parametrize("module", MODULES)

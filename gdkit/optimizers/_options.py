@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import optax
 
 Schedule = str
@@ -53,7 +51,7 @@ _USES = {
 def check_schedule(name: str, options: dict[str, Any]) -> None:
     """Raises ValueError when the schedule options given do not fit `schedule=`."""
     schedule = options.get("schedule", "constant")
-    if schedule not in SCHEDULES:
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise ValueError(
             f"{name}: unknown schedule {schedule!r}; schedules: {', '.join(SCHEDULES)}"
         )
@@ -150,8 +148,3 @@ def add_l2_penalty(
         return inner.update(updates, state, params, **extra)
 
     return optax.GradientTransformationExtraArgs(inner.init, update_fn)
-
-
-def as_dtype_of(value: Any, tree: Any) -> jax.Array:
-    """`value` as an array of the (real) dtype of the first leaf of `tree`."""
-    return jnp.asarray(value, dtype=jnp.real(jax.tree.leaves(tree)[0]).dtype)

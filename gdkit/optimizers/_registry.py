@@ -97,6 +97,8 @@ def register(name: str, description: str, kind: str = "first_order") -> Callable
             _options.check_schedule(name, opts)
             sched = {k: opts.pop(k) for k in list(opts) if k in _options.SCHEDULE_KEYS}
             hp = {**hparams, **given}
+            if callable(hp["learning_rate"]) and sched.get("schedule", "constant") != "constant":
+                raise ValueError(f"{name}: learning_rate is a schedule already; drop schedule=")
             hp["learning_rate"] = _options.schedule(hp["learning_rate"], **sched)
             opt = _options.wrap(build(**hp), **opts)
             return opt if kind == "first_order" else _needs_value_fn(name, opt)
