@@ -322,14 +322,16 @@ def test_clipping_and_weight_decay_equal_optax_chains():
     )
 
 
-def test_weight_decay_penalizes_the_objective_of_newton():
-    # min 1/2 x'Ax - b'x + wd/2 |x|^2 is x = (A + wd I)^{-1} b: one Newton step.
+@pytest.mark.parametrize("name, steps", [("newton", 1), ("lbfgs", 30), ("gd_linesearch", 100)])
+def test_weight_decay_penalizes_the_objective(name, steps):
+    # min 1/2 x'Ax - b'x + wd/2 |x|^2 is x = (A + wd I)^{-1} b; Newton gets there in one step.
     obj = PROBLEMS["quadratic"]
     with jax.enable_x64(True):
         a = jax.hessian(obj.fn)(jnp.zeros(5))
         b = -jax.grad(obj.fn)(jnp.zeros(5))
-        x = run(optimizers.newton(weight_decay=3.0), obj.fn, jnp.zeros(5), 1)[-1]
-        np.testing.assert_allclose(x, jnp.linalg.solve(a + 3.0 * jnp.eye(5), b), atol=1e-10)
+        opt = optimizers.get(name, weight_decay=3.0)
+        x = jax.jit(lambda x0: run(opt, obj.fn, x0, steps)[-1])(jnp.zeros(5))
+        np.testing.assert_allclose(x, jnp.linalg.solve(a + 3.0 * jnp.eye(5), b), atol=1e-7)
 
 
 # ------------------------------------------------------------------- registry, errors
