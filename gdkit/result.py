@@ -58,9 +58,9 @@ class SweepResult:
 
     Example:
       >>> from gdkit.sweep import sweep
-      >>> r = sweep("parabola", "sgd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
+      >>> r = sweep("parabola", "gd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
       ...           tol=1e-6, progress=False)
-      >>> r.dims, r.shape, list(r.status.ravel())
+      >>> r.dims, r.shape, r.status.ravel().tolist()
       (('learning_rate', 'start'), (2, 1), ['converged', 'converged'])
       >>> r.best()["learning_rate"]
       0.5

@@ -1,7 +1,8 @@
 """Benchmark: Adam on 2-D Rosenbrock from (-1.2, 1), float32, N learning rates log-spaced in
 [1e-4, 1], measured side by side in one process.
 
-  (a) plain-Python scalar loop per learning rate (a subset, reported per lane)
+  (a) a plain-Python loop per learning rate (a subset, reported per lane), two ways: as
+      tutorials write it (small NumPy arrays) and the fastest Python (scalar floats)
   (b) NumPy vectorized over the learning rates, hand-written gradient
   (c) an optax step under jax.jit called from a Python loop per learning rate (a subset)
   (d) torch.optim.Adam per learning rate (only if torch is installed; a subset)
@@ -47,7 +48,25 @@ def best_of(fn, repeats):
 
 
 # (a) ---------------------------------------------------------------------------------------
+def tutorial_loop(lr, steps):
+    """As GD tutorials write it: small NumPy arrays, a grad function, one lr at a time."""
+
+    def grad(p):
+        x, y = p
+        return np.array([-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)])
+
+    p = np.array(X0)
+    m, v = np.zeros(2), np.zeros(2)
+    for t in range(1, steps + 1):
+        g = grad(p)
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        p = p - lr * (m / (1 - B1**t)) / (np.sqrt(v / (1 - B2**t)) + EPS)
+    return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+
 def python_loop(lr, steps):
+    """The fastest plain Python: scalar floats and the math module."""
     x, y = X0
     mx = my = vx = vy = 0.0
     for t in range(1, steps + 1):
@@ -208,8 +227,10 @@ def main():
     }
     rate = {}  # trajectory-steps per second
 
+    t = best_of(lambda: [tutorial_loop(float(lr), steps) for lr in sub], 1)
+    rate["a_python_numpy_arrays"] = len(sub) * steps / t
     t = best_of(lambda: [python_loop(float(lr), steps) for lr in sub], 1)
-    rate["a_python"] = len(sub) * steps / t
+    rate["a_python_scalars"] = len(sub) * steps / t
     t = best_of(lambda: numpy_vectorized(lrs, steps), 1 if quick else 2)
     rate["b_numpy"] = n * steps / t
     csub = sub[:2]
