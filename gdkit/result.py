@@ -134,23 +134,39 @@ class SweepResult:
 
     # -- queries -------------------------------------------------------------------------
 
-    def best(self, *, converged: bool = False, by: str = "final_loss") -> dict[str, Any]:
-        """The row of the best lane: lowest `by` (final_loss or best_loss; equivalent to the
-        gap), ties broken by fewer steps_to_tol. Diverged lanes never win; with
-        `converged=True` only converged lanes compete. Raises ValueError if no lane qualifies.
+    def best(self, *, converged: bool = False, by: str = "steps_to_tol") -> dict[str, Any]:
+        """The row of the best lane. Diverged lanes never win.
+
+        by="steps_to_tol" (default): the converged lane that reached tol in the fewest steps
+        (ties: lower final loss); when no lane converged, the lowest final loss. This is the
+        lane a user would pick: among runs that all reach the tolerance, lower losses below it
+        are rounding noise, speed is not.
+        by="final_loss" or "best_loss": the lowest such loss (equivalent to the gap), ties
+        broken by fewer steps_to_tol.
+        With `converged=True` only converged lanes compete. Raises ValueError if no lane
+        qualifies.
         """
-        if by not in ("final_loss", "best_loss"):
-            raise ValueError(f"best: by must be 'final_loss' or 'best_loss', got {by!r}")
-        ok = self.converged if converged else ~self.diverged
-        ok = ok.ravel()
+        if by not in ("steps_to_tol", "final_loss", "best_loss"):
+            raise ValueError(
+                f"best: by must be 'steps_to_tol', 'final_loss' or 'best_loss', got {by!r}"
+            )
+        ok = (self.converged if converged else ~self.diverged).ravel()
         if not ok.any():
             what = "converged" if converged else "non-diverged"
             raise ValueError(f"best: no {what} lane in this sweep ({self.counts()})")
-        loss = getattr(self, by).ravel().astype(np.float64)
         stt = self.steps_to_tol.ravel().astype(np.float64)
         stt = np.where(stt < 0, np.inf, stt)
+        if by == "steps_to_tol":
+            loss = self.final_loss.ravel().astype(np.float64)
+            if self.converged.ravel()[ok].any():
+                ok = ok & self.converged.ravel()
+                keys = (loss, stt)  # lexsort: last key is primary
+            else:
+                keys = (stt, loss)
+        else:
+            keys = (stt, getattr(self, by).ravel().astype(np.float64))
         lanes = np.flatnonzero(ok)
-        order = np.lexsort((stt[lanes], loss[lanes]))
+        order = np.lexsort(tuple(k[lanes] for k in keys))
         return self.row(int(lanes[order[0]]))
 
     def row(self, lane: int) -> dict[str, Any]:

@@ -24,15 +24,7 @@ class PairSummary:
 
 
 def best_row(result: SweepResult) -> dict | None:
-    """The lane a user would pick: of the converged lanes the fastest (fewest steps_to_tol,
-    then lowest final loss); when none converged, the lowest final loss that did not diverge.
-    None when every lane diverged."""
-    stt = result.steps_to_tol.ravel()
-    loss = result.final_loss.ravel().astype(np.float64)
-    converged = result.converged.ravel()
-    if converged.any():
-        lanes = np.flatnonzero(converged)
-        return result.row(int(lanes[np.lexsort((loss[lanes], stt[lanes]))[0]]))
+    """`result.best()`, or None when every lane diverged."""
     try:
         return result.best()
     except ValueError:

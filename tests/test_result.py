@@ -117,3 +117,20 @@ def test_start_sets():
     np.testing.assert_array_equal(u, starts.uniform(obj, 1000, seed=0))
     with pytest.raises(ValueError, match="n must be"):
         starts.grid(obj, 0)
+
+
+def test_best_prefers_the_fastest_converged_lane_over_rounding_noise():
+    # Both lanes converged; below tol a lower loss is noise, reaching tol sooner is not.
+    r = _result(
+        final_loss=np.array([[1e-8, 1e-5], [0.5, 1e6]], np.float32),
+        steps_to_tol=np.array([[100, 10], [-1, -1]]),
+    )
+    assert r.best()["lane"] == 1
+    assert r.best(by="final_loss")["lane"] == 0
+    # With no converged lane the lowest final loss wins.
+    none = _result(
+        status=np.array([["max_steps", "max_steps"], ["max_steps", "diverged"]]),
+        steps_to_tol=np.full((2, 2), -1),
+        final_loss=np.array([[3.0, 2.0], [0.5, 1e6]], np.float32),
+    )
+    assert none.best()["lane"] == 2
