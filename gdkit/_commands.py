@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 
 class UserError(Exception):
     """Bad input from the user: reported as one line, exit code 2, no traceback."""
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Inside: a ValueError is the user's input being refused (config, names, values, files)."""
+    try:
+        yield
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def rich_console():
@@ -21,15 +31,16 @@ def run(args) -> int:
 
     from gdkit import config as config_mod
 
-    cfg = config_mod.load(args.config, args.set, check=False)
-    if args.platform is not None:
-        cfg = cfg.model_copy(update={"platform": args.platform})
-    backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
-    config_mod.check_names(cfg)
+    with user_errors():
+        cfg = config_mod.load(args.config, args.set, check=False)
+        if args.platform is not None:
+            cfg = cfg.model_copy(update={"platform": args.platform})
+        backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
+        config_mod.check_names(cfg)
 
-    from gdkit import experiment
+        from gdkit import experiment
 
-    jobs = experiment.plan(cfg)
+        jobs = experiment.plan(cfg)
     console = rich_console()
     if args.dry_run:
         print(config_mod.to_yaml(cfg), end="")
@@ -171,7 +182,8 @@ def show(args) -> int:
     from gdkit import rundir
     from gdkit.summary import rich_table
 
-    results = rundir.load_results(pathlib.Path(args.run_dir))
+    with user_errors():
+        results = rundir.load_results(pathlib.Path(args.run_dir))
     rich_console().print(rich_table(results))
     return 0
 
@@ -183,8 +195,9 @@ def plot(args) -> int:
     from gdkit import plots, rundir
 
     run_dir = pathlib.Path(args.run_dir)
-    results = rundir.load_results(run_dir)
-    cfg = config_mod.load(run_dir / "config.yaml", check=False)
+    with user_errors():
+        results = rundir.load_results(run_dir)
+        cfg = config_mod.load(run_dir / "config.yaml", check=False)
     kinds = tuple(cfg.plots) if args.kinds is None else tuple(args.kinds.split(","))
     unknown = sorted(set(kinds) - set(config_mod.PLOTS))
     if unknown:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from gdkit import __version__, _commands
-from gdkit._commands import UserError
+from gdkit._commands import UserError, user_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,12 +19,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args) or 0
-    except (UserError, ValueError, OSError) as e:
+    except UserError as e:
         print(f"gdkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gdkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug of ours, not bad input: say so, with the traceback to report
+        traceback.print_exc()
+        print(
+            f"gdkit {args.command}: internal error (please report it with the traceback above)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 _VALUE_OPTIONS = ("--at", "--set")
@@ -184,7 +192,8 @@ def _cmd_check_grad(args) -> int:
 
     from gdkit import check_grad, objectives
 
-    obj = objectives.get(args.objective)
+    with user_errors():
+        obj = objectives.get(args.objective)
     if args.at is None:
         x = obj.x0
     else:

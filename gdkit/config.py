@@ -6,6 +6,7 @@ value has been checked, with errors that name the key path (`optimizers.1.learni
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import pathlib
@@ -75,6 +76,13 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+class MinimumSpec(_Strict):
+    """A known minimum of a user objective: `{x: [...], f: value}`."""
+
+    x: list[Number]
+    f: Number
+
+
 class ObjectiveSpec(BaseModel):
     """One objective: `{name: ..., <params>}`, `{expr: "...", variables: [...]}` or
     `{name: "package.module:function", <params>}`."""
@@ -85,6 +93,7 @@ class ObjectiveSpec(BaseModel):
     variables: list[str] | None = None
     bounds: list[tuple[Number, Number]] | None = None
     x0: list[Number] | None = None
+    minima: list[MinimumSpec] | None = None
     steps: Annotated[StrictInt, Field(ge=1, le=100_000_000)] | None = None  # overrides `steps`
 
     @model_validator(mode="after")
@@ -307,24 +316,28 @@ def _split_key(message: str, name: str) -> tuple[str | None, str]:
 def build_objective(spec: ObjectiveSpec):
     """The `Objective` an `ObjectiveSpec` names (ValueError when it cannot be built)."""
     from gdkit import objectives
+    from gdkit.objectives import Minimum
 
     extras = {}
     if spec.bounds is not None:
         extras["bounds"] = [list(map(float, b)) for b in spec.bounds]
     if spec.x0 is not None:
         extras["x0"] = [float(v) for v in spec.x0]
+    if spec.minima is not None:
+        extras["minima"] = tuple(Minimum(m.x, m.f) for m in spec.minima)
     if spec.expr is not None:
         if spec.params:
             raise ValueError(f"an expression takes no parameters, got {sorted(spec.params)}")
-        return objectives.from_expression(spec.expr, spec.variables, **extras)
-    if extras:
-        import dataclasses
-
-        base = objectives.get(spec.name, **spec.params)
-        if "bounds" in extras and np.asarray(extras["bounds"]).shape != (base.dim, 2):
-            raise ValueError(f"bounds: expected {base.dim} rows of [low, high]")
-        return dataclasses.replace(base, **extras)
-    return objectives.get(spec.name, **spec.params)
+        obj = objectives.from_expression(spec.expr, spec.variables, **extras)
+    else:
+        obj = objectives.get(spec.name, **spec.params)
+        if "bounds" in extras and np.asarray(extras["bounds"]).shape != (obj.dim, 2):
+            raise ValueError(f"bounds: expected {obj.dim} rows of [low, high]")
+        obj = dataclasses.replace(obj, **extras) if extras else obj
+    for m in obj.minima:
+        if m.x.shape != (obj.dim,):
+            raise ValueError(f"minima: x must have {obj.dim} coordinates, got {m.x.size}")
+    return obj
 
 
 def to_yaml(config: ExperimentConfig) -> str:

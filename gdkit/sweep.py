@@ -257,7 +257,8 @@ def _add_trajectories(
     if isinstance(which, str):
         if which != "best":
             raise ValueError(f"sweep: trajectories must be lane indices or 'best', got {which!r}")
-        lanes = np.array([result.best()["lane"]])
+        diverged_all = result.diverged.all()  # no best lane: record nothing
+        lanes = np.array([], np.int64) if diverged_all else np.array([result.best()["lane"]])
     else:
         lanes = np.asarray(which, dtype=np.int64).reshape(-1)
         if lanes.size and (lanes.min() < 0 or lanes.max() >= result.lanes):

@@ -232,3 +232,41 @@ def test_staging_never_overwrites_and_cleans_up_on_interrupt(tmp_path):
         (tmp / "half.txt").write_text("half")
         raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, taken.name + "-2"]
+
+
+def test_an_internal_error_exits_1_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from gdkit import experiment
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(experiment, "run", broken)
+    (tmp_path / "c.yaml").write_text(SMALL)
+    out = tmp_path / "runs"
+    assert main(["run", str(tmp_path / "c.yaml"), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" in err and "RuntimeError: boom" in err
+    assert not list(out.iterdir())
+
+
+def test_tutorial_examples(tmp_path):
+    """x^2 + y^2 from (3, 2): lr 0.4 and 0.1 converge in 50 steps, 0.01 has the closed-form gap
+    13 (1 - 2 * 0.01)^100; the parabola likewise; the saddle diverges at every rate."""
+    config = pathlib.Path(__file__).parents[1] / "configs" / "tutorial_examples.yaml"
+    code, stdout = _main(
+        ["run", str(config), "--out", str(tmp_path), "--no-progress", "--set", "plots=[]"]
+    )
+    assert code == 0
+    path = pathlib.Path(stdout.strip().splitlines()[-1])
+    with open(path / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    bowl = {float(r["learning_rate"]): r for r in rows if r["objective"] == "x**2 + y**2"}
+    assert bowl[0.4]["status"] == bowl[0.1]["status"] == "converged"
+    assert bowl[0.01]["status"] == "max_steps"
+    assert float(bowl[0.01]["gap"]) == pytest.approx(13 * (1 - 2 * 0.01) ** 100, rel=1e-4)
+    parabola = {float(r["learning_rate"]): r for r in rows if r["objective"] == "parabola"}
+    assert parabola[0.4]["status"] == parabola[0.1]["status"] == "converged"
+    # From x = 4: x - 1 shrinks by (1 - 2 lr) per step, so the gap is 9 (1 - 2 lr)^100.
+    assert float(parabola[0.01]["gap"]) == pytest.approx(9 * (1 - 2 * 0.01) ** 100, rel=1e-4)
+    saddle = [r for r in rows if r["objective"] == "saddle"]
+    assert len(saddle) == 3 and all(r["status"] == "diverged" for r in saddle)
