@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdkit import _kernel
+from gdkit import _kernel, _tiles
 from gdkit._lanes import Segment
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
@@ -80,6 +80,13 @@ def per_lane_bytes(
 ) -> int:
     """Device bytes per lane: the carry (in + out + temporaries) and one chunk of history."""
     dtype = jnp.dtype(spec.dtype)
+    carry = carry_bytes(spec, dim, lane_hp_names)
+    return 4 * carry + (seg_blocks + 2) * dtype.itemsize + 8 * len(lane_hp_names)
+
+
+def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> int:
+    """Bytes of one lane's carry (x, optimizer state, bookkeeping)."""
+    dtype = jnp.dtype(spec.dtype)
     x = jax.ShapeDtypeStruct((1, dim), dtype)
     hp = {n: jax.ShapeDtypeStruct((1,), dtype) for n in lane_hp_names}
     fixed = {n: jax.ShapeDtypeStruct((), dtype) for n in spec.fixed_names}
@@ -87,8 +94,24 @@ def per_lane_bytes(
     carry = jax.eval_shape(
         _kernel.make_init(spec), x, hp, fixed, keys, jax.ShapeDtypeStruct((), dtype)
     )
-    carry_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
-    return 4 * carry_bytes + (seg_blocks + 2) * dtype.itemsize + 8 * len(lane_hp_names)
+    return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
+
+
+def _sharded_chunk(spec, seg, dim, mesh, tile):
+    """The chunk program: each device runs its own lanes (shard_map), tile by tile."""
+    axes = _kernel.carry_axes(spec, dim)
+    chunk = _tiles.tiled(_kernel.make_chunk(spec, seg.blocks, seg.record_every), axes, tile)
+    lanes, shared = PartitionSpec("lanes"), PartitionSpec()
+    carry_specs = jax.tree.map(
+        lambda ax: shared if ax is None else lanes, axes, is_leaf=lambda a: a is None
+    )
+    return jax.shard_map(
+        chunk,
+        mesh=mesh,
+        in_specs=(carry_specs, lanes, shared, shared, shared),
+        out_specs=(carry_specs, PartitionSpec(None, "lanes")),
+        check_vma=False,
+    )
 
 
 def run_lanes(
@@ -111,8 +134,11 @@ def run_lanes(
     n = x0.shape[0]
     nd = len(devices)
     mesh = Mesh(np.array(devices), ("lanes",))
-    size = min(lanes_per_chunk, n)
-    size = -(-size // nd) * nd  # padded to a multiple of the device count
+    # Lanes per chunk: padded to a whole number of equal tiles on every device.
+    local = -(-min(lanes_per_chunk, n) // nd)
+    tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
+    tile, local = _tiles.plan(local, tile)
+    size = local * nd
     fixed = {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()}
     fixed = _put(fixed, mesh, lanes=False)
     cst = _put({k: jnp.asarray(v, dtype) for k, v in consts.items()}, mesh, lanes=False)
@@ -127,7 +153,7 @@ def run_lanes(
             None if keys is None else _put(jnp.asarray(keys[idx]), mesh),
             jax.device_put(jnp.asarray(thr_scale, dtype), _lane_sharding(mesh, 0)),
         )
-        base = (spec, size, x0.shape[1], tuple(devices))
+        base = (spec, size, x0.shape[1], tuple(devices), tile)
         init = _kernel.make_init(spec)
         carry_sh = jax.tree.map(
             lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
@@ -141,7 +167,7 @@ def run_lanes(
             a = (carry, args[1], fixed, cst, jnp.asarray(t0, jnp.int32))
             exe = _compiled(
                 (*base, "chunk", seg.blocks, seg.record_every),
-                lambda s=seg: _kernel.make_chunk(spec, s.blocks, s.record_every),
+                lambda s=seg: _sharded_chunk(spec, s, x0.shape[1], mesh, tile),
                 a,
                 True,
                 clock,

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from gdkit import _runner, objectives, starts
+from gdkit import _runner, _tiles, objectives, starts
 from gdkit.sweep import sweep
 
 
@@ -234,6 +234,25 @@ def test_chunking_of_steps_and_lanes_changes_nothing():
     np.testing.assert_array_equal(a.history_steps, [*range(0, 101, 10), 103])
 
 
+def test_lane_tiles_change_nothing(monkeypatch):
+    # 300 lanes in tiles of ~64 (5 tiles, padded to 320) against one tile of all the lanes.
+    kw = dict(
+        grid={"learning_rate": np.geomspace(1e-3, 3.0, 100), "momentum": [0.0, 0.5, 0.9]},
+        steps=300,
+        tol=1e-6,
+        record_every=7,
+        progress=False,
+    )
+    monkeypatch.setattr(_tiles, "tile_size", lambda nbytes: 10**9)
+    whole = sweep("sphere", optax.sgd, **kw)
+    monkeypatch.setattr(_tiles, "tile_size", lambda nbytes: 64)
+    assert _tiles.plan(300, 64) == (64, 320)
+    tiled = sweep("sphere", optax.sgd, **kw)
+    for f in ("final_x", "final_loss", "best_loss", "steps_to_tol", "status", "history"):
+        np.testing.assert_array_equal(getattr(whole, f), getattr(tiled, f), err_msg=f)
+    assert set(whole.status.ravel()) == {"converged", "max_steps", "diverged"}
+
+
 def test_trajectories_of_selected_lanes():
     r = sweep(
         "rosenbrock",
@@ -288,7 +307,10 @@ kw = dict(grid={"learning_rate": np.geomspace(1e-4, 1.0, 9), "b1": [0.8, 0.9]},
 a = sweep("rosenbrock", "adam", devices=1, **kw)   # 36 lanes: padded to 36 / 4 ...
 b = sweep("rosenbrock", "adam", **kw)
 c = sweep("rosenbrock", "adam", max_lanes_per_chunk=10, **kw)  # ... and chunks of 12
-for other in (b, c):
+from gdkit import _tiles
+_tiles.tile_size = lambda nbytes: 4  # 9 lanes per device in 3 tiles of 16 (padded)
+d = sweep("rosenbrock", "adam", **kw)
+for other in (b, c, d):
     for f in ("final_x", "final_loss", "best_loss", "steps_to_tol", "status", "history"):
         np.testing.assert_array_equal(getattr(a, f), getattr(other, f), err_msg=f)
 print("OK", a.counts())
