@@ -333,6 +333,9 @@ def build_objective(spec: ObjectiveSpec):
         obj = objectives.get(spec.name, **spec.params)
         if "bounds" in extras and np.asarray(extras["bounds"]).shape != (obj.dim, 2):
             raise ValueError(f"bounds: expected {obj.dim} rows of [low, high]")
+        if spec.params:  # "quadratic(dim=20, condition_number=100)": unique within a config
+            args = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+            extras["name"] = f"{obj.name}({args})"
         obj = dataclasses.replace(obj, **extras) if extras else obj
     for m in obj.minima:
         if m.x.shape != (obj.dim,):

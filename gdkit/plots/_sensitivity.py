@@ -155,7 +155,7 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
             ax2.plot(cv.learning_rate, 100 * cv.converged, "-o", color=color, ms=3, lw=1.4)
         handles.append(Line2D([], [], color=color, marker="o", ms=3, lw=1.6, label=res.optimizer))
     edge = None
-    if objective is not None and objective.name == "quadratic":
+    if objective is not None and objective.name.split("(")[0] == "quadratic":
         edge = stability_edge(objective)
     if edge is not None:
         for a in (ax, ax2) if ax2 is not None else (ax,):
