@@ -9,8 +9,6 @@ with pytree parameters.
 
 from __future__ import annotations
 
-import doctest
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -399,22 +397,3 @@ def test_arrays_are_data_and_never_checked():
     np.testing.assert_allclose(updates, [0.1])
     # positional hyperparameters and numpy scalars work like keywords and floats
     assert optimizers.momentum(np.float32(0.1), 0.5) is not None
-
-
-MODULES = [
-    "_registry",
-    "first_order",
-    "adaptive",
-    "linesearch",
-    pytest.param("second_order", marks=pytest.mark.slow),  # compiles three line searches
-    pytest.param("ncg", marks=pytest.mark.slow),
-]
-
-
-@pytest.mark.parametrize("module", MODULES)
-def test_docstring_examples_run(module):
-    import importlib
-
-    mod = importlib.import_module(f"gdkit.optimizers.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
