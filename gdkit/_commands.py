@@ -10,6 +10,10 @@ class UserError(Exception):
     """Bad input from the user: reported as one line, exit code 2, no traceback."""
 
 
+class UserInterrupt(Exception):
+    """Ctrl-C: reported as one line (how to resume), exit code 130."""
+
+
 @contextlib.contextmanager
 def user_errors():
     """Inside: a ValueError is the user's input being refused (config, names, values, files)."""
@@ -31,6 +35,20 @@ def run(args) -> int:
 
     from gdkit import config as config_mod
 
+    resume = None
+    if args.resume is not None:
+        if args.config is not None or args.set:
+            raise UserError("--resume takes the run directory alone (its config.yaml is used)")
+        resume = pathlib.Path(args.resume)
+        if not (resume / "config.yaml").is_file():
+            raise UserError(f"--resume: {resume} is not a gdkit run directory (no config.yaml)")
+        from gdkit import rundir
+
+        if rundir.is_complete(resume):
+            raise UserError(f"--resume: {resume} is complete already; nothing to resume")
+        args.config = resume / "config.yaml"
+    elif args.config is None:
+        raise UserError("give a CONFIG file to run, or --resume RUN_DIR")
     with user_errors():
         cfg = config_mod.load(args.config, args.set, check=False)
         if args.platform is not None:
@@ -46,7 +64,8 @@ def run(args) -> int:
         print(config_mod.to_yaml(cfg), end="")
         _print_plan(console, cfg, jobs, backend)
         return 0
-    return _run(cfg, jobs, pathlib.Path(args.out), not args.no_progress, console, backend)
+    out = pathlib.Path(args.out)
+    return _run(cfg, jobs, out, not args.no_progress, console, backend, resume=resume)
 
 
 def _select_platform(platform: str, dtype: str) -> str:
@@ -112,7 +131,7 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _run(cfg, jobs, out, progress, console, backend) -> int:
+def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
     import platform as _platform
     import time
 
@@ -121,6 +140,7 @@ def _run(cfg, jobs, out, progress, console, backend) -> int:
 
     from gdkit import __version__, experiment, rundir
     from gdkit import config as config_mod
+    from gdkit.result import SweepResult
     from gdkit.summary import rich_table
 
     console.print(
@@ -128,51 +148,64 @@ def _run(cfg, jobs, out, progress, console, backend) -> int:
         highlight=False,
     )
     t0 = time.perf_counter()
-    with rundir.staging(out, cfg.name) as (tmp, box):
-        pairs = experiment.run(cfg, progress=progress)
-        results = [r for _, r in pairs]
-        if cfg.plots:
-            from gdkit import plots
+    run_dir = resume or rundir.create(out, cfg.name, config_mod.to_yaml(cfg))
+    console.print(f"run directory: {run_dir}", highlight=False)
 
-            objectives = {job.objective.name: job.objective for job, _ in pairs}
-            plots.draw(results, objectives, tmp / "plots", kinds=tuple(cfg.plots))
-        meta = {
-            "name": cfg.name,
-            "gdkit": __version__,
-            "jax": jax.__version__,
-            "optax": optax.__version__,
-            "python": _platform.python_version(),
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "dtype": cfg.dtype,
-            "seeds": cfg.seeds,
-            "steps": sorted({job.steps for job, _ in pairs}),
-            "lanes": sum(r.lanes for r in results),
-            "git_commit": rundir.git_commit(),
-            "compile_time": sum(r.compile_time for r in results),
-            "run_time": sum(r.run_time for r in results),
-            "wall_time": time.perf_counter() - t0,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "sweeps": [
-                {
-                    "objective": r.objective,
-                    "optimizer": r.optimizer,
-                    "lanes": r.lanes,
-                    "compile_time": r.compile_time,
-                    "run_time": r.run_time,
-                }
-                for r in results
-            ],
-        }
-        hparams = [experiment.hparams_of(job) for job, _ in pairs]
-        rundir.write(tmp, config_mod.to_yaml(cfg), list(zip(hparams, results, strict=True)), meta)
+    def finished(i, job):
+        path = rundir.result_path(run_dir, i, job.objective.name, job.optimizer)
+        return SweepResult.load(path) if path.is_file() else None
+
+    def save(i, job, result):
+        result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
+
+    try:
+        pairs = experiment.run(cfg, progress=progress, finished=finished, on_result=save)
+    except KeyboardInterrupt:
+        raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None
+    results = [r for _, r in pairs]
+    if cfg.plots:
+        from gdkit import plots
+
+        objectives = {job.objective.name: job.objective for job, _ in pairs}
+        plots.draw(results, objectives, run_dir / "plots", kinds=tuple(cfg.plots))
+    meta = {
+        "name": cfg.name,
+        "gdkit": __version__,
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "python": _platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "dtype": cfg.dtype,
+        "seeds": cfg.seeds,
+        "steps": sorted({job.steps for job, _ in pairs}),
+        "lanes": sum(r.lanes for r in results),
+        "git_commit": rundir.git_commit(),
+        "compile_time": sum(r.compile_time for r in results),
+        "run_time": sum(r.run_time for r in results),
+        "wall_time": time.perf_counter() - t0,
+        "resumed": resume is not None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sweeps": [
+            {
+                "objective": r.objective,
+                "optimizer": r.optimizer,
+                "lanes": r.lanes,
+                "compile_time": r.compile_time,
+                "run_time": r.run_time,
+            }
+            for r in results
+        ],
+    }
+    hparams = [experiment.hparams_of(job) for job, _ in pairs]
+    rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta)
     console.print(rich_table(results))
     console.print(
         f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
         f"{meta['lanes']:,} lanes",
         highlight=False,
     )
-    print(box["path"])
+    print(run_dir)
     return 0
 
 

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 
 from gdkit import __version__, _commands
-from gdkit._commands import UserError, user_errors
+from gdkit._commands import UserError, UserInterrupt, user_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,8 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"gdkit {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"gdkit {args.command}: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, UserInterrupt) as e:
+        print(f"gdkit {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception:  # a bug of ours, not bad input: say so, with the traceback to report
         traceback.print_exc()
@@ -82,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "and write <out>/<name>-<YYYYmmdd-HHMMSS>/ (config.yaml, meta.json, runs.csv, "
         "curves.npz, summary.md, plots/). The run directory's path is the last line printed.",
     )
-    p.add_argument("config", help="a YAML experiment config, e.g. configs/quickstart.yaml")
+    p.add_argument(
+        "config", nargs="?", help="a YAML experiment config, e.g. configs/quickstart.yaml"
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -105,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the resolved config and the planned work, run nothing",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run: only the sweeps it has not finished run again",
     )
     p.set_defaults(handler=_commands.run)
 

@@ -65,9 +65,7 @@ def plan(config: ExperimentConfig) -> list[Job]:
         x0 = start_set(config, objective)
         for opt in config.optimizers:
             steps = obj_spec.steps or config.steps
-            jobs.append(
-                Job(objective, opt.name, opt.swept(), opt.fixed(), x0, config.seeds, steps)
-            )
+            jobs.append(Job(objective, opt.name, opt.swept(), opt.fixed(), x0, config.seeds, steps))
     return jobs
 
 
@@ -80,27 +78,34 @@ def run(
     config: ExperimentConfig,
     *,
     progress: bool = True,
-    on_result: Callable[[Job, SweepResult], None] | None = None,
+    finished: Callable[[int, Job], SweepResult | None] | None = None,
+    on_result: Callable[[int, Job, SweepResult], None] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
-    """Runs every job; the best lane of each gets its full trajectory recorded (for plots)."""
+    """Runs every job; the best lane of each gets its full trajectory recorded (for plots).
+
+    `finished(i, job)` may return the result of a job done before (a resumed run), which is
+    then not run again; `on_result(i, job, result)` sees each new result as soon as it exists.
+    """
     from gdkit.sweep import sweep
 
     out = []
-    for job in plan(config):
-        result = sweep(
-            job.objective,
-            job.optimizer,
-            grid={**job.grid, **job.fixed},
-            x0=job.x0,
-            steps=job.steps,
-            seeds=job.seeds,
-            tol=config.tol,
-            record_every=config.record_every,
-            progress=progress,
-            trajectories="best",
-            dtype=config.dtype,
-        )
-        if on_result is not None:
-            on_result(job, result)
+    for i, job in enumerate(plan(config)):
+        result = finished(i, job) if finished is not None else None
+        if result is None:
+            result = sweep(
+                job.objective,
+                job.optimizer,
+                grid={**job.grid, **job.fixed},
+                x0=job.x0,
+                steps=job.steps,
+                seeds=job.seeds,
+                tol=config.tol,
+                record_every=config.record_every,
+                progress=progress,
+                trajectories="best",
+                dtype=config.dtype,
+            )
+            if on_result is not None:
+                on_result(i, job, result)
         out.append((job, result))
     return out

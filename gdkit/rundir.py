@@ -9,9 +9,11 @@
       results/        one SweepResult per job (`SweepResult.load`), for re-plotting
       plots/*.png
 
-Everything is written into a hidden `.<name>-<stamp>.partial` directory first and renamed into
-place at the end, so an interrupted run never leaves files that pose as results, and an
-existing directory is never touched.
+Life cycle: `create` makes a fresh directory (never an existing one) holding config.yaml;
+each sweep's result is saved to results/ as soon as it is done; at the end the tables, curves,
+summary and plots are written, each atomically, and meta.json last: its presence is what marks
+the directory complete. An interrupted run leaves config.yaml and the finished sweeps, nothing
+that poses as a result, and `gdkit run --resume DIR` runs only the sweeps that are missing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -38,53 +39,60 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "x"
 
 
-@contextlib.contextmanager
-def staging(out: pathlib.Path, name: str, now: datetime.datetime | None = None):
-    """Yields a fresh hidden directory; on success renames it to `<out>/<name>-<stamp>`.
-
-    On any exception (KeyboardInterrupt included) the partial directory is removed. The final
-    name gets a `-2`, `-3`, ... suffix rather than reuse an existing directory.
-    """
+def create(out: pathlib.Path, name: str, config_yaml: str, now=None) -> pathlib.Path:
+    """A new, empty `<out>/<name>-<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... if taken) with the
+    resolved config.yaml in it."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    base = f"{name}-{stamp}"
-    tmp = out / f".{base}.{os.getpid()}.partial"
-    tmp.mkdir()
-    box: dict[str, pathlib.Path] = {}
-    try:
-        yield tmp, box
-        for i in range(1, 1000):
-            final = out / (base if i == 1 else f"{base}-{i}")
-            if not final.exists():
-                os.rename(tmp, final)  # atomic
-                box["path"] = final
-                break
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    base = f"{name}-{(now or datetime.datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1, 1000):
+        path = out / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()  # exclusive: fails if it exists, so nothing is ever overwritten
+        except FileExistsError:
+            continue
+        with _atomic(path / "config.yaml") as tmp:
+            tmp.write_text(config_yaml)
+        (path / "results").mkdir()
+        return path
+    raise OSError(f"{out}: too many run directories named {base}")
 
 
-def write(
-    folder: pathlib.Path,
-    config_yaml: str,
-    pairs: list[tuple[dict, SweepResult]],
-    meta: dict,
-) -> None:
-    """Writes config.yaml, results/, runs.csv, curves.npz and summary.md into `folder`, and
+def result_path(run_dir: pathlib.Path, index: int, objective: str, optimizer: str):
+    """Where the `index`-th sweep of a run keeps its SweepResult."""
+    name = f"{index:02d}-{slug(objective)}-{slug(optimizer)}.npz"
+    return pathlib.Path(run_dir) / "results" / name
+
+
+def is_complete(run_dir: pathlib.Path) -> bool:
+    return (pathlib.Path(run_dir) / COMPLETE).is_file()
+
+
+def finish(folder: pathlib.Path, pairs: list[tuple[dict, SweepResult]], meta: dict) -> None:
+    """Writes runs.csv, curves.npz and summary.md into `folder`, each atomically, and
     meta.json last (its presence marks the directory complete)."""
-    (folder / "config.yaml").write_text(config_yaml)
-    (folder / "results").mkdir()
-    for i, (_, result) in enumerate(pairs):
-        result.save(
-            folder / "results" / f"{i:02d}-{slug(result.objective)}-{slug(result.optimizer)}.npz"
-        )
-    write_runs_csv(folder / "runs.csv", pairs)
-    write_curves(folder / "curves.npz", [r for _, r in pairs])
     from gdkit.summary import markdown
 
-    (folder / "summary.md").write_text(markdown([r for _, r in pairs], title=meta.get("name")))
-    (folder / COMPLETE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    results = [r for _, r in pairs]
+    with _atomic(folder / "runs.csv") as tmp:
+        write_runs_csv(tmp, pairs)
+    with _atomic(folder / "curves.npz") as tmp:
+        write_curves(tmp, results)
+    with _atomic(folder / "summary.md") as tmp:
+        tmp.write_text(markdown(results, title=meta.get("name")))
+    with _atomic(folder / COMPLETE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def _atomic(path: pathlib.Path):
+    """Yields a temporary path next to `path`; renames it into place if the block succeeds."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_runs_csv(path: pathlib.Path, pairs: list[tuple[dict, SweepResult]]) -> None:
@@ -139,18 +147,18 @@ def _cell(v):
 
 
 def write_curves(path: pathlib.Path, results: list[SweepResult]) -> None:
-    """loss [runs, R] (NaN after divergence), step [R], run_id [runs], as in runs.csv."""
-    steps = [r.history_steps for r in results]
-    longest = max(steps, key=len)
-    losses = []
+    """loss [runs, R] and step [R], run_id [runs] as in runs.csv. `step` is the union of the
+    steps the sweeps recorded (they differ when objectives run different step counts); a run
+    has NaN where it recorded nothing, and from its divergence on."""
+    step = np.unique(np.concatenate([r.history_steps for r in results]))
+    loss = np.full((sum(r.lanes for r in results), step.size), np.nan)
+    row = 0
     for r in results:
-        h = r.history.reshape(r.lanes, -1).astype(np.float64)
-        if not np.array_equal(r.history_steps, longest[: len(r.history_steps)]):
-            raise ValueError("curves: the sweeps recorded different steps")
-        pad = np.full((r.lanes, len(longest) - h.shape[1]), np.nan)
-        losses.append(np.concatenate([h, pad], axis=1))
-    loss = np.concatenate(losses)
-    np.savez_compressed(path, loss=loss, step=np.asarray(longest), run_id=np.arange(len(loss)))
+        cols = np.searchsorted(step, r.history_steps)
+        loss[row : row + r.lanes, cols] = r.history.reshape(r.lanes, -1)
+        row += r.lanes
+    with open(path, "wb") as f:
+        np.savez_compressed(f, loss=loss, step=step, run_id=np.arange(len(loss)))
 
 
 def load_results(run_dir: pathlib.Path) -> list[SweepResult]:
@@ -158,8 +166,14 @@ def load_results(run_dir: pathlib.Path) -> list[SweepResult]:
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory")
-    if not (run_dir / COMPLETE).exists():
-        raise ValueError(f"{run_dir}: not a complete gdkit run directory (no {COMPLETE})")
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{run_dir}: not a gdkit run directory (no config.yaml)")
+    if not is_complete(run_dir):
+        done = len(list((run_dir / "results").glob("*.npz")))
+        raise ValueError(
+            f"{run_dir}: incomplete run ({done} sweep(s) finished); "
+            f"resume it with: gdkit run --resume {run_dir}"
+        )
     files = sorted((run_dir / "results").glob("*.npz"))
     if not files:
         raise ValueError(f"{run_dir}: holds no results/*.npz")

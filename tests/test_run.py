@@ -185,7 +185,7 @@ def test_missing_and_malformed_files_exit_2(tmp_path, capsys):
     assert main(["run", str(tmp_path / "bad.yaml")]) == 2
     assert main(["show", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "cannot read" in err and "malformed YAML" in err and "not a complete" in err
+    assert "cannot read" in err and "malformed YAML" in err and "not a gdkit run directory" in err
 
 
 def test_gpu_on_a_cpu_machine_is_an_error_not_a_silent_cpu_run(tmp_path):
@@ -219,22 +219,19 @@ def test_dry_run_plans_without_running(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_staging_never_overwrites_and_cleans_up_on_interrupt(tmp_path):
+def test_a_run_directory_is_new_and_never_overwrites(tmp_path):
     now = datetime.datetime(2026, 1, 2, 3, 4, 5)
     taken = tmp_path / "x-20260102-030405"
     taken.mkdir()
     (taken / "mine.txt").write_text("keep")
-    with rundir.staging(tmp_path, "x", now=now) as (tmp, box):
-        (tmp / "a.txt").write_text("new")
-    assert box["path"].name == "x-20260102-030405-2"
+    path = rundir.create(tmp_path, "x", "name: x\n", now=now)
+    assert path.name == "x-20260102-030405-2"
     assert (taken / "mine.txt").read_text() == "keep"
-    with pytest.raises(KeyboardInterrupt), rundir.staging(tmp_path, "x", now=now) as (tmp, _):
-        (tmp / "half.txt").write_text("half")
-        raise KeyboardInterrupt
-    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, taken.name + "-2"]
+    assert sorted(p.name for p in path.iterdir()) == ["config.yaml", "results"]
+    assert not rundir.is_complete(path)
 
 
-def test_an_internal_error_exits_1_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+def test_an_internal_error_exits_1_and_leaves_no_results(tmp_path, capsys, monkeypatch):
     from gdkit import experiment
 
     def broken(*args, **kwargs):
@@ -246,7 +243,10 @@ def test_an_internal_error_exits_1_and_leaves_nothing(tmp_path, capsys, monkeypa
     assert main(["run", str(tmp_path / "c.yaml"), "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and "RuntimeError: boom" in err
-    assert not list(out.iterdir())
+    (run_dir,) = out.iterdir()  # only the resolved config: nothing poses as a result
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "results"]
+    assert main(["show", str(run_dir)]) == 2
+    assert f"resume it with: gdkit run --resume {run_dir}" in capsys.readouterr().err
 
 
 def test_tutorial_examples(tmp_path):
@@ -270,3 +270,51 @@ def test_tutorial_examples(tmp_path):
     assert float(parabola[0.01]["gap"]) == pytest.approx(9 * (1 - 2 * 0.01) ** 100, rel=1e-4)
     saddle = [r for r in rows if r["objective"] == "saddle"]
     assert len(saddle) == 3 and all(r["status"] == "diverged" for r in saddle)
+
+
+KILLABLE = SMALL.replace("steps: 300", "steps: 3000").replace(
+    "{name: gd, learning_rate: {logspace: [-4, -1, 4]}}",
+    "{name: gd, learning_rate: {logspace: [-4, -1, 4]}}\n  - {name: momentum, learning_rate: "
+    "[0.001, 0.01]}\n  - {name: rmsprop, learning_rate: [0.001, 0.01]}",
+)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_equals_uninterrupted(tmp_path):
+    """SIGKILL a run at a random moment after its first sweep is saved, resume it, and get the
+    same numbers, bit for bit, as a run that was never interrupted."""
+    import random
+    import signal
+    import time
+
+    (tmp_path / "c.yaml").write_text(KILLABLE)
+    cmd = [sys.executable, "-m", "gdkit.cli", "run", str(tmp_path / "c.yaml"), "--no-progress"]
+    whole = subprocess.run([*cmd, "--out", str(tmp_path / "a")], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    whole_dir = pathlib.Path(whole.stdout.strip().splitlines()[-1])
+
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "b")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list((tmp_path / "b").glob("*/results/*.npz")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 2.0))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (killed,) = (tmp_path / "b").iterdir()
+    assert not rundir.is_complete(killed)
+    again = subprocess.run(
+        [sys.executable, "-m", "gdkit.cli", "run", "--resume", str(killed), "--no-progress"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert pathlib.Path(again.stdout.strip().splitlines()[-1]) == killed
+    assert (killed / "runs.csv").read_text() == (whole_dir / "runs.csv").read_text()
+    a, b = np.load(whole_dir / "curves.npz"), np.load(killed / "curves.npz")
+    np.testing.assert_array_equal(a["loss"], b["loss"])
+    assert main(["run", "--resume", str(killed)]) == 2  # complete now: nothing to resume
