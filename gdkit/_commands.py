@@ -53,6 +53,15 @@ def run(args) -> int:
         cfg = config_mod.load(args.config, args.set, check=False)
         if args.platform is not None:
             cfg = cfg.model_copy(update={"platform": args.platform})
+        if args.distributed and cfg.distributed is None:
+            cfg = cfg.model_copy(update={"distributed": config_mod.DistributedSpec()})
+        if cfg.distributed is not None:
+            from gdkit import _distributed
+
+            try:
+                _distributed.initialize(cfg.distributed)
+            except (RuntimeError, ValueError) as e:
+                raise UserError(f"distributed: cannot start JAX's runtime: {e}") from None
         backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
         config_mod.check_names(cfg)
 
@@ -131,6 +140,20 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _finished_in(run_dir):
+    """`finished(i, job)` for `experiment.run`: the sweeps a run directory holds already."""
+    from gdkit import rundir
+    from gdkit.result import SweepResult
+
+    def finished(i, job):
+        if run_dir is None:
+            return None
+        path = rundir.result_path(run_dir, i, job.objective.name, job.optimizer)
+        return SweepResult.load(path) if path.is_file() else None
+
+    return finished
+
+
 def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
     import platform as _platform
     import time
@@ -140,7 +163,6 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
     from gdkit import __version__, experiment, rundir
     from gdkit import config as config_mod
-    from gdkit.result import SweepResult
     from gdkit.summary import rich_table
 
     console.print(
@@ -148,18 +170,21 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
         highlight=False,
     )
     t0 = time.perf_counter()
+    writer = cfg.distributed is None or jax.process_index() == 0
+    if not writer:  # another process of a distributed run: compute, let process 0 write
+        pairs = experiment.run(cfg, progress=False, finished=_finished_in(resume))
+        console.print(f"process {jax.process_index()}: {len(pairs)} sweeps done")
+        return 0
     run_dir = resume or rundir.create(out, cfg.name, config_mod.to_yaml(cfg))
     console.print(f"run directory: {run_dir}", highlight=False)
-
-    def finished(i, job):
-        path = rundir.result_path(run_dir, i, job.objective.name, job.optimizer)
-        return SweepResult.load(path) if path.is_file() else None
 
     def save(i, job, result):
         result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
 
     try:
-        pairs = experiment.run(cfg, progress=progress, finished=finished, on_result=save)
+        pairs = experiment.run(
+            cfg, progress=progress, finished=_finished_in(run_dir), on_result=save
+        )
     except KeyboardInterrupt:
         raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None
     results = [r for _, r in pairs]

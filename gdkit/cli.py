@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print the resolved config and the planned work, run nothing",
     )
     p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run as one process of a multi-process sweep (jax.distributed; the config's "
+        "distributed: section, or cluster auto-detection); process 0 writes the results",
+    )
+    p.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run: only the sweeps it has not finished run again",

@@ -158,6 +158,15 @@ Starts = Annotated[
 ]
 
 
+class DistributedSpec(_Strict):
+    """JAX's multi-process runtime (`jax.distributed.initialize`). Leave the fields out where a
+    cluster (SLURM, ...) is detected automatically."""
+
+    coordinator_address: Annotated[str, Field(pattern=r"^[^\s:]+:\d+$")] | None = None
+    num_processes: Annotated[StrictInt, Field(ge=1)] | None = None
+    process_id: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
 class ExperimentConfig(_Strict):
     """The whole experiment; see configs/*.yaml for worked examples."""
 
@@ -172,6 +181,7 @@ class ExperimentConfig(_Strict):
     platform: Literal["auto", "cpu", "gpu"] = "auto"
     record_every: Annotated[StrictInt, Field(ge=1)] | None = None
     plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed
 
 
 def load(
