@@ -128,6 +128,7 @@ def run_lanes(
     lanes_per_chunk: int,
     advance: Callable[[int], None],
     clock: list,
+    tile: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays."""
     dtype = jnp.dtype(spec.dtype)
@@ -136,7 +137,8 @@ def run_lanes(
     mesh = Mesh(np.array(devices), ("lanes",))
     # Lanes per chunk: padded to a whole number of equal tiles on every device.
     local = -(-min(lanes_per_chunk, n) // nd)
-    tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
+    if tile is None:
+        tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
     tile, local = _tiles.plan(local, tile)
     size = local * nd
     fixed = {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()}

@@ -50,6 +50,7 @@ def sweep(
     max_lanes_per_chunk: int | None = None,
     memory_budget: int = MEMORY_BUDGET,
     unroll: int = 1,
+    tile_lanes: int | None = None,
     progress: bool = True,
 ) -> SweepResult:
     """Runs `optimizer` on `objective` for every grid point x start x seed, as one program.
@@ -81,6 +82,9 @@ def sweep(
       max_lanes_per_chunk, memory_budget: lanes run in chunks of at most this many lanes /
         this many bytes of device memory.
       unroll: scan unroll factor of the step loop.
+      tile_lanes: lanes per cache tile: each device runs a chunk of steps one tile of lanes
+        at a time, so the tile's state stays in cache (default: sized for a ~1 MiB L2).
+        Results do not depend on it.
       progress: show a progress bar (rich).
 
     Returns:
@@ -104,6 +108,8 @@ def sweep(
     if noise is not None and seed_values is None:
         raise ValueError("sweep: noise needs seeds (e.g. seeds=4) to draw gradient noise")
     r = _lanes.default_record_every(steps) if record_every is None else int(record_every)
+    if tile_lanes is not None and not (isinstance(tile_lanes, int) and tile_lanes >= 1):
+        raise ValueError(f"sweep: tile_lanes must be an integer >= 1 or None, got {tile_lanes!r}")
     if not 1 <= r <= steps:
         raise ValueError(f"sweep: record_every must be in [1, steps={steps}], got {record_every}")
     segments = _lanes.plan_segments(steps, r, chunk_steps)
@@ -175,6 +181,7 @@ def sweep(
                 cap,
                 advance,
                 clock,
+                tile_lanes,
             )
             for k, v in res.items():
                 if k not in out:

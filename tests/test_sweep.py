@@ -339,3 +339,27 @@ def test_a_million_lanes_by_two_thousand_steps():
     assert r.shape == (1_000_000, 1) and r.history.shape[-1] == len(r.history_steps)
     counts = r.counts()
     assert sum(counts.values()) == 1_000_000 and counts["converged"] > 0
+
+
+_ALL_CORES = """
+import os
+from gdkit._devices import cpu_cores, use_all_cpu_cores
+took = use_all_cpu_cores()
+import jax
+assert took == (cpu_cores() > 1) and len(jax.devices()) == cpu_cores(), (took, jax.devices())
+assert not use_all_cpu_cores()  # the backend has started: nothing more to do
+print("OK")
+"""
+
+
+def test_use_all_cpu_cores_gives_one_device_per_core():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_ALL_CORES)],
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("OK")
