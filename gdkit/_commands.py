@@ -223,7 +223,8 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
         ],
     }
     hparams = [experiment.hparams_of(job) for job, _ in pairs]
-    rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta)
+    names = [job.objective.param_names for job, _ in pairs]
+    rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta, names)
     console.print(rich_table(results))
     console.print(
         f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "

@@ -19,7 +19,6 @@ that poses as a result, and `gdkit run --resume DIR` runs only the sweeps that a
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import json
 import os
@@ -68,14 +67,19 @@ def is_complete(run_dir: pathlib.Path) -> bool:
     return (pathlib.Path(run_dir) / COMPLETE).is_file()
 
 
-def finish(folder: pathlib.Path, pairs: list[tuple[dict, SweepResult]], meta: dict) -> None:
+def finish(
+    folder: pathlib.Path,
+    pairs: list[tuple[dict, SweepResult]],
+    meta: dict,
+    param_names: list[tuple[str, ...]] | None = None,
+) -> None:
     """Writes runs.csv, curves.npz and summary.md into `folder`, each atomically, and
     meta.json last (its presence marks the directory complete)."""
     from gdkit.summary import markdown
 
     results = [r for _, r in pairs]
     with _atomic(folder / "runs.csv") as tmp:
-        write_runs_csv(tmp, pairs)
+        write_runs_csv(tmp, pairs, param_names)
     with _atomic(folder / "curves.npz") as tmp:
         write_curves(tmp, results)
     with _atomic(folder / "summary.md") as tmp:
@@ -95,36 +99,54 @@ def _atomic(path: pathlib.Path):
         tmp.unlink(missing_ok=True)
 
 
-def write_runs_csv(path: pathlib.Path, pairs: list[tuple[dict, SweepResult]]) -> None:
-    """One row per lane; every hyperparameter (defaults included) has its own column."""
-    head = ["run_id", "objective", "optimizer"]
-    rows = []
+def write_runs_csv(
+    path: pathlib.Path,
+    pairs: list[tuple[dict, SweepResult]],
+    param_names: list[tuple[str, ...]] | None = None,
+    chunk: int = 100_000,
+) -> None:
+    """One row per lane: run_id, objective, optimizer, every hyperparameter (defaults
+    included), start and its coordinates x0_*, seed, the outcome, the final point, lane.
+
+    Columnar and chunked, so millions of lanes stream out without a dict per row. Floats are
+    written so they round-trip their dtype (9 digits for float32, the shortest repr for
+    float64). The
+    coordinates are named by the objective's `param_names` when it has them (`w[0]`, `b`).
+    """
+    param_names = param_names or [()] * len(pairs)
+    dim = max(r.final_x.shape[-1] for _, r in pairs)
+    hp_names = list(dict.fromkeys(k for hp, r in pairs for k in [*hp, *r.axes]))
+    hp_names = [k for k in hp_names if k not in ("start", "seed")]
+    head = ["run_id", "objective", "optimizer", *hp_names, "start", "seed"]
+    # Coordinates are called by the objectives' parameter names when all sweeps share them.
+    shared = {tuple(n) for n in param_names}
+    names = list(shared.pop()) if len(shared) == 1 else []
+    if len(names) != dim:
+        names = [f"final_x_{j}" for j in range(dim)]
+        x0_cols = [f"x0_{j}" for j in range(dim)]
+    else:
+        x0_cols = [f"x0_{n}" for n in names]
+    x_cols = names
+    columns = [*head, *x0_cols, *_OUTCOME, *x_cols, "lane"]
+    has_seed = any("seed" in r.axes for _, r in pairs)
+    if not has_seed:
+        columns.remove("seed")
     run_id = 0
-    for hparams, result in pairs:
-        for row in result.rows():
-            lane = row.pop("lane")
-            full = {
-                "run_id": run_id,
-                "objective": result.objective,
-                "optimizer": result.optimizer,
-                **hparams,
-                **row,
-                "lane": lane,
-            }
-            run_id += 1
-            rows.append(full)
-    columns = list(dict.fromkeys(head + [k for r in rows for k in r]))
-    # Hyperparameters first, then the lane's coordinates and outcome, in a fixed order.
-    outcome = [c for c in columns if c in _OUTCOME]
-    coords = [c for c in columns if re.fullmatch(r"(start|seed|x0_\d+)", c)]
-    final_x = [c for c in columns if re.fullmatch(r"final_x_\d+", c)]
-    rest = [c for c in columns if c not in {*head, *outcome, *coords, *final_x, "lane"}]
-    order = head + rest + coords + [c for c in _OUTCOME if c in outcome] + final_x + ["lane"]
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=order, restval="")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _cell(v) for k, v in r.items()})
+        f.write(",".join(columns) + "\n")
+        for hparams, r in pairs:
+            cols = _columns(r, hparams, hp_names, dim)
+            cols["objective"] = np.full(r.lanes, r.objective, dtype=object)
+            cols["optimizer"] = np.full(r.lanes, r.optimizer, dtype=object)
+            cols["run_id"] = np.arange(run_id, run_id + r.lanes)
+            run_id += r.lanes
+            for j in range(dim):
+                cols[x0_cols[j]] = cols.pop(f"x0_{j}")
+                cols[x_cols[j]] = cols.pop(f"final_x_{j}")
+            for lo in range(0, r.lanes, chunk):
+                hi = min(lo + chunk, r.lanes)
+                text = [_text(cols.get(c), lo, hi) for c in columns]
+                f.write("".join(",".join(row) + "\n" for row in zip(*text, strict=True)))
 
 
 _OUTCOME = [
@@ -138,12 +160,50 @@ _OUTCOME = [
 ]
 
 
-def _cell(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)  # shortest exact round-trip
-    return v
+def _columns(r: SweepResult, hparams: dict, hp_names: list[str], dim: int) -> dict:
+    """Column name -> array [lanes] (None: an empty cell) for one sweep, in lane (C) order."""
+    index = np.indices(r.shape).reshape(len(r.shape), -1)
+    cols: dict = {}
+    for name in hp_names:
+        if name in r.axes:
+            cols[name] = np.asarray(r.axes[name])[index[r.dims.index(name)]]
+        elif name in hparams:
+            cols[name] = np.full(r.lanes, hparams[name], dtype=object)
+    start = np.asarray(r.axes["start"])[index[r.dims.index("start")]]
+    cols["start"] = start
+    if "seed" in r.axes:
+        cols["seed"] = np.asarray(r.axes["seed"])[index[r.dims.index("seed")]]
+    x0 = np.asarray(r.starts)[start]
+    final_x = r.final_x.reshape(r.lanes, -1)
+    for j in range(dim):
+        cols[f"x0_{j}"] = x0[:, j] if j < x0.shape[1] else None
+        cols[f"final_x_{j}"] = final_x[:, j] if j < final_x.shape[1] else None
+    for name in (
+        "final_loss",
+        "best_loss",
+        "final_grad_norm",
+        "steps_to_tol",
+        "status",
+        "diverged_step",
+    ):
+        cols[name] = getattr(r, name).reshape(-1)
+    cols["gap"] = None if r.gap is None else r.gap.reshape(-1)
+    cols["lane"] = np.arange(r.lanes)
+    return cols
+
+
+def _text(values, lo: int, hi: int) -> list[str]:
+    """Cells lo:hi of a column as text; floats with the digits that round-trip their dtype."""
+    if values is None:
+        return [""] * (hi - lo)
+    v = values[lo:hi]
+    if v.dtype == object:
+        return ["" if x is None else str(x) for x in v]  # str(float): shortest round-trip
+    if v.dtype.kind == "f" and v.dtype.itemsize <= 4:
+        return np.char.mod("%.9g", v).tolist()
+    if v.dtype.kind == "f":
+        return [repr(x) for x in v.tolist()]
+    return v.astype(str).tolist()
 
 
 def write_curves(path: pathlib.Path, results: list[SweepResult]) -> None:
