@@ -49,7 +49,14 @@ EXPERIMENTS = [
     {"what": "baseline before this round: scan(steps) over vmap(all lanes)", "f_over_e": 0.55},
     {
         "what": "cache-sized lane tiles (lax.map over tiles of 4096 lanes inside the chunk)",
-        "f_over_e": "0.88-1.15 (noisy); per-lane throughput at 4096 lanes is ~2x that at 65,536",
+        "f_over_e": "loaded machine (load 4-5): 0.58 untiled -> 0.88-1.15 tiled; quiet machine "
+        "(load <2, floor 351-373 M/s): 0.52 untiled -> 0.56-0.60 tiled. Tiles mostly buy "
+        "immunity to memory contention; at quiet times the step is bound by its ~10 "
+        "elementwise loops per step (the floor has 6), not by memory",
+    },
+    {
+        "what": "all cores (2 host devices via use_all_cpu_cores, lanes sharded)",
+        "f_over_e": "quiet: 0.95-1.03 (1.7-1.8x the 1-device rate); loaded: 0.70",
     },
     {
         "what": "tile size 1024 / 2048 / 4096 / 8192 / 16384",
