@@ -9,6 +9,7 @@ point and seed? One compiled JAX program answers it.
 """
 
 from gdkit import objectives, optimizers, starts
+from gdkit._devices import use_all_cpu_cores
 from gdkit._precision import enable_x64
 from gdkit.gradcheck import GradCheck, check_grad
 from gdkit.result import SweepResult
@@ -26,4 +27,5 @@ __all__ = [
     "optimizers",
     "starts",
     "sweep",
+    "use_all_cpu_cores",
 ]

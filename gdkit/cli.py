@@ -9,9 +9,11 @@ from collections.abc import Sequence
 
 from gdkit import __version__, _commands
 from gdkit._commands import UserError, UserInterrupt, user_errors
+from gdkit._devices import use_all_cpu_cores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_all_cpu_cores()  # one JAX device per core, before anything starts JAX's backend
     parser = _parser()
     args = parser.parse_args(_glue_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "command", None):
