@@ -201,6 +201,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
         "python": _platform.python_version(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        "processes": jax.process_count(),
         "dtype": cfg.dtype,
         "seeds": cfg.seeds,
         "steps": sorted({job.steps for job, _ in pairs}),

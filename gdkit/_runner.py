@@ -21,8 +21,10 @@ compile_count = 0  # how many programs this module has compiled (tests check reu
 
 
 def resolve_devices(devices: Any) -> list:
+    """Default: every device of every process (a multi-process run shards over all of them),
+    which is every local device in a single process."""
     if devices is None:
-        return list(jax.local_devices())
+        return list(jax.devices())
     if isinstance(devices, int) and not isinstance(devices, bool):
         local = jax.local_devices()
         if not 1 <= devices <= len(local):
@@ -43,11 +45,37 @@ def _lane_sharding(mesh: Mesh, ndim: int, axis: int = 0) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(*spec))
 
 
-def _put(tree, mesh: Mesh, lanes: bool = True):
+def _put(tree, mesh: Mesh, lanes: bool = True, dtype=None):
+    """Host arrays -> global arrays sharded over `mesh`. Every process holds the same host
+    arrays and hands each of its devices the slice that device owns, so this is the same code
+    in one process and in many."""
+
     def put(a):
-        return jax.device_put(a, _lane_sharding(mesh, np.ndim(a) if lanes else 0))
+        a = np.asarray(a, dtype=dtype)
+        sharding = _lane_sharding(mesh, a.ndim if lanes else 0)
+        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
     return jax.tree.map(put, tree)
+
+
+def fetch(a) -> np.ndarray:
+    """A (possibly multi-process) global array -> the whole of it as a NumPy array, here."""
+    if getattr(a, "is_fully_addressable", True):
+        return np.asarray(a)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+
+
+def _compiler_options() -> dict:
+    """On the CPU: XLA's classic loop emitters. Its newer fusion emitters vectorize lanes in
+    blocks and contract multiply-adds differently in the block body and the remainder, so a
+    lane's float32 result would depend on where it sits in its batch (and so on the device
+    count, the tile size and the lane count). With these, every lane computes exactly the same
+    wherever it runs, at the same speed (measured: within noise)."""
+    if jax.default_backend() == "cpu":
+        return {"xla_cpu_use_fusion_emitters": False}
+    return {}
 
 
 def _compiled(
@@ -66,7 +94,7 @@ def _compiled(
     t = time.perf_counter()
     kw = {} if out_shardings is None else {"out_shardings": out_shardings}
     fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
-    exe = fn.lower(*args).compile()
+    exe = fn.lower(*args).compile(compiler_options=_compiler_options())
     clock[0] += time.perf_counter() - t
     compile_count += 1
     _CACHE[key] = exe
@@ -141,19 +169,18 @@ def run_lanes(
         tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
     tile, local = _tiles.plan(local, tile)
     size = local * nd
-    fixed = {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()}
-    fixed = _put(fixed, mesh, lanes=False)
-    cst = _put({k: jnp.asarray(v, dtype) for k, v in consts.items()}, mesh, lanes=False)
+    fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
+    cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     outs: dict[str, list] = collections.defaultdict(list)
     for lo in range(0, n, size):
         idx = np.arange(lo, lo + size)
         idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
         args = (
-            _put(jnp.asarray(x0[idx], dtype), mesh),
-            _put({k: jnp.asarray(v[idx], dtype) for k, v in lane_hp.items()}, mesh),
+            _put(x0[idx], mesh, dtype=dtype),
+            _put({k: v[idx] for k, v in lane_hp.items()}, mesh, dtype=dtype),
             fixed,
-            None if keys is None else _put(jnp.asarray(keys[idx]), mesh),
-            jax.device_put(jnp.asarray(thr_scale, dtype), _lane_sharding(mesh, 0)),
+            None if keys is None else _put(keys[idx], mesh),
+            _put(thr_scale, mesh, lanes=False, dtype=dtype),
         )
         base = (spec, size, x0.shape[1], tuple(devices), tile)
         init = _kernel.make_init(spec)
@@ -166,7 +193,7 @@ def run_lanes(
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
         hist, t0, keep = [], 0, min(size, n - lo)
         for seg in segments:
-            a = (carry, args[1], fixed, cst, jnp.asarray(t0, jnp.int32))
+            a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
             exe = _compiled(
                 (*base, "chunk", seg.blocks, seg.record_every),
                 lambda s=seg: _sharded_chunk(spec, s, x0.shape[1], mesh, tile),
@@ -176,12 +203,12 @@ def run_lanes(
                 (carry_sh, _lane_sharding(mesh, 2, axis=1)),
             )
             carry, h = exe(*a)
-            hist.append(np.asarray(h)[:, :keep])
+            hist.append(fetch(h)[:, :keep])
             t0 += seg.steps
             advance(seg.steps * keep)
-        a = (carry, args[1], fixed, cst, jnp.asarray(steps, jnp.int32))
+        a = (carry, args[1], fixed, cst, _put(np.int32(steps), mesh, lanes=False))
         res = _compiled((*base, "finish"), lambda: _kernel.make_finish(spec), a, False, clock)(*a)
-        res = {k: np.asarray(v)[:keep] for k, v in res.items()}
+        res = {k: fetch(v)[:keep] for k, v in res.items()}
         hist.append(res.pop("last_record")[None])
         outs["history"].append(np.concatenate(hist, axis=0).T)
         for k, v in res.items():
@@ -190,17 +217,27 @@ def run_lanes(
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
-    """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1]."""
+    """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1].
+
+    The K lanes are padded to `_tiles.ALIGN` like a sweep's, so each path is exactly the one
+    its lane took in the sweep."""
     dtype = jnp.dtype(spec.dtype)
+    k = x0.shape[0]
+    pad = np.arange(-(-k // _tiles.ALIGN) * _tiles.ALIGN) % k
     args = (
-        jnp.asarray(x0, dtype),
-        {k: jnp.asarray(v, dtype) for k, v in lane_hp.items()},
-        {k: jnp.asarray(v, dtype) for k, v in fixed_hp.items()},
-        None if keys is None else jnp.asarray(keys),
+        jnp.asarray(x0[pad], dtype),
+        {name: jnp.asarray(v[pad], dtype) for name, v in lane_hp.items()},
+        {name: jnp.asarray(v, dtype) for name, v in fixed_hp.items()},
+        None if keys is None else jnp.asarray(keys[pad]),
         jnp.asarray(thr_scale, dtype),
     )
-    carry = jax.jit(_kernel.make_init(spec))(*args)
-    cst = {k: jnp.asarray(v, dtype) for k, v in consts.items()}
-    xs, vs = jax.jit(_kernel.make_trajectory(spec, steps))(carry, args[1], args[2], cst)
-    xs, vs = np.asarray(xs), np.asarray(vs)
+    opts = _compiler_options()
+    init = jax.jit(_kernel.make_init(spec)).lower(*args).compile(compiler_options=opts)
+    carry = init(*args)
+    cst = {name: jnp.asarray(v, dtype) for name, v in consts.items()}
+    run = jax.jit(_kernel.make_trajectory(spec, steps))
+    xs, vs = run.lower(carry, args[1], args[2], cst).compile(compiler_options=opts)(
+        carry, args[1], args[2], cst
+    )
+    xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

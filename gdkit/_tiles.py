@@ -22,7 +22,11 @@ import jax.numpy as jnp
 # come on top, roughly doubling it; 256 KiB of carry keeps a tile inside a 1-2 MiB L2.
 TILE_BYTES = 256 * 1024
 MIN_TILE, MAX_TILE = 256, 16384
-ALIGN = 16  # lanes: a multiple of the widest SIMD vector of float32 (AVX-512)
+# Lanes per device are a multiple of ALIGN: every lane then runs in the SIMD body of XLA's
+# loops, never in a scalar remainder loop whose rounding can differ (exp, fused multiply-add),
+# so a lane's result does not depend on where it sits, how many lanes run, or on how many
+# devices. 32 covers AVX-512 float32 vectors unrolled twice.
+ALIGN = 32
 
 
 def tile_size(carry_bytes_per_lane: int) -> int:
@@ -33,13 +37,11 @@ def tile_size(carry_bytes_per_lane: int) -> int:
 
 
 def plan(lanes: int, tile: int) -> tuple[int, int]:
-    """-> (tile, padded lane count): lanes split into equal tiles of at most ~`tile` lanes.
-
-    At most one tile: no padding. Otherwise the tiles are equal and a multiple of `ALIGN`
-    lanes, so padding is below `ALIGN` lanes per tile.
-    """
+    """-> (tile, padded lane count): lanes split into equal tiles of at most ~`tile` lanes,
+    each a multiple of `ALIGN` lanes (so padding is below `ALIGN` lanes per tile)."""
     if lanes <= tile:
-        return lanes, lanes
+        t = -(-lanes // ALIGN) * ALIGN
+        return t, t
     n = math.ceil(lanes / tile)
     t = -(-math.ceil(lanes / n) // ALIGN) * ALIGN
     return t, n * t
