@@ -15,7 +15,7 @@ UNIT = st.lists(st.floats(0.0, 1.0), min_size=8, max_size=8)
 
 def _inside(obj, u):
     lo, hi = obj.bounds[:, 0], obj.bounds[:, 1]
-    return lo + np.asarray(u[: obj.dim]) * (hi - lo)
+    return lo + np.resize(np.asarray(u), obj.dim) * (hi - lo)  # u repeats past 8 coordinates
 
 
 @pytest.mark.parametrize("name", objectives.names())

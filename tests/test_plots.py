@@ -239,3 +239,36 @@ def test_contour_uses_the_recorded_trajectory(himmelblau_runs):
 def test_slug_makes_safe_file_names():
     assert plots.slug("x**2 + 3*x*y") == "x_2_3_x_y"
     assert plots.slug("rosenbrock") == "rosenbrock"
+
+
+def test_fit_draws_the_fitted_line_or_plane_of_regression_objectives(tmp_path):
+    curve = objectives.get("curve_fit")
+    rc = [
+        sweep(curve, opt, grid={"learning_rate": [0.01, 0.05]}, steps=300, progress=False)
+        for opt in ("gd", "adam")
+    ]
+    linear = objectives.get("linear_regression")
+    rl = sweep(linear, "gd", grid={"learning_rate": [0.1, 0.3]}, steps=100, progress=False)
+    paths = plots.draw(rc, {"curve_fit": curve}, tmp_path / "c", kinds=["fit", "loss"])
+    paths += plots.draw([rl], {"linear_regression": linear}, tmp_path / "l", kinds=["fit"])
+    assert [p.name for p in paths] == [
+        "fit-curve_fit.png",
+        "loss-curve_fit.png",
+        "fit-linear_regression.png",
+    ]
+    for p in paths:
+        assert_plausible_png(p)
+    fig = plots.fit(rc, curve)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "data (n=40)" and labels[-1].startswith("optimum: a=1.479, b=0.8096")
+    loss_fig = plots.loss([rl], linear)
+    assert "best fit" in loss_fig.axes[0].get_ylabel()
+    # no data, or more than two features: skipped
+    mlp = objectives.get("mlp")
+    rm = sweep(mlp, "gd", grid={"learning_rate": [1.0, 2.0]}, steps=10, progress=False)
+    assert plots.draw([rm], {"mlp": mlp}, tmp_path / "m", kinds=["fit"]) == []
+    with pytest.raises(plots.NotApplicable, match="features"):
+        plots.fit([rm], mlp)
+    r = sweep("booth", "gd", grid={"learning_rate": [0.01, 0.02]}, steps=10, progress=False)
+    with pytest.raises(plots.NotApplicable, match="not a data objective"):
+        plots.fit([r], objectives.get("booth"))

@@ -7,18 +7,25 @@
 """
 
 from gdkit.objectives import classic as _classic  # noqa: F401  (registers the functions)
+from gdkit.objectives import mlp as _mlp  # noqa: F401
 from gdkit.objectives import quadratic as _quadratic  # noqa: F401
+from gdkit.objectives import regression as _regression  # noqa: F401
 from gdkit.objectives._base import Minimum, Objective, wrap
 from gdkit.objectives._registry import entries, get, names, register
+from gdkit.objectives.data import batch_indices
+from gdkit.objectives.datasets import Dataset, load_csv
 from gdkit.objectives.expression import ExpressionError, from_expression
 
 __all__ = [
+    "Dataset",
     "ExpressionError",
     "Minimum",
     "Objective",
+    "batch_indices",
     "entries",
     "from_expression",
     "get",
+    "load_csv",
     "names",
     "register",
     "wrap",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 
 Array = jax.Array
 ObjectiveFn = Callable[[Array], Array]
+# minibatch(x, key, step, batch_size) -> the loss on the mini-batch that step `step` of a lane
+# with PRNG key `key` uses (see `gdkit.objectives.data.batch_indices`).
+MinibatchFn = Callable[[Array, Array, Array, int], Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +36,19 @@ class Objective:
     float64 out. Metadata (`x0`, `bounds`, `minima`) is kept as float64 NumPy arrays so that
     known values keep all their digits whatever precision the computation runs in.
 
+    Data objectives (`gdkit.objectives.data`) also fill in the optional fields:
+
+    - `param_names`: a readable name per coordinate of x (`("w[0]", "w[1]", "b")`); empty means
+      `x_0, x_1, ...` (see `names_of_params`).
+    - `unravel`: flat x [d] -> the model's parameter pytree (a dict of arrays, x's dtype).
+    - `minibatch`: `minibatch(x, key, step, batch_size) -> scalar`, the loss on the mini-batch
+      that step `step` of a lane with PRNG key `key` uses; an unbiased estimate of `fn(x)`.
+      Stateless, so a compiled loop needs no extra state (`data.batch_indices`).
+    - `residual_fn`: x -> residual vector r with `fn(x) == 0.5 * sum(r**2)` (for a mean
+      squared error r = sqrt(2/n) (prediction - y)); what least-squares methods use.
+    - `data`: the `Dataset` (features, target, names, source), for plots.
+    - `predict`: `predict(x, X) -> [m]`, the fitted model's outputs at features X [m, k].
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from gdkit import objectives
@@ -49,6 +66,12 @@ class Objective:
     bounds: np.ndarray
     minima: tuple[Minimum, ...] = ()
     description: str = ""
+    param_names: tuple[str, ...] = ()
+    minibatch: MinibatchFn | None = None
+    residual_fn: ObjectiveFn | None = None
+    data: Any = None
+    unravel: Callable[[Array], Any] | None = None
+    predict: Callable[[Array, Any], Array] | None = None
 
     def __post_init__(self):
         x0 = np.asarray(self.x0, dtype=np.float64).reshape(-1)
@@ -60,6 +83,12 @@ class Objective:
         object.__setattr__(self, "x0", _readonly(x0))
         object.__setattr__(self, "bounds", _readonly(bounds))
         object.__setattr__(self, "minima", tuple(self.minima))
+        names = tuple(str(n) for n in self.param_names)
+        if names and len(names) != self.dim:
+            raise ValueError(
+                f"{self.name}: param_names has {len(names)} names, expected dim={self.dim}"
+            )
+        object.__setattr__(self, "param_names", names)
 
     def __call__(self, x: Array) -> Array:
         return self.fn(x)
@@ -68,6 +97,19 @@ class Objective:
     def f_min(self) -> float | None:
         """The global minimum value, or None when there is none (or it is unknown)."""
         return min(m.f for m in self.minima) if self.minima else None
+
+    @property
+    def names_of_params(self) -> tuple[str, ...]:
+        """`param_names`, or `("x_0", "x_1", ...)` when there are none.
+
+        Example:
+          >>> from gdkit import objectives
+          >>> objectives.get("rosenbrock").names_of_params
+          ('x_0', 'x_1')
+          >>> objectives.get("linear_regression").names_of_params
+          ('w[0]', 'w[1]', 'b')
+        """
+        return self.param_names or tuple(f"x_{i}" for i in range(self.dim))
 
     def __repr__(self) -> str:
         return f"Objective({self.name!r}, dim={self.dim}, minima={len(self.minima)})"

@@ -8,6 +8,8 @@ a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to c
 - `lr_sensitivity(results, objective)`: final f - f* against learning rate; 2/L on quadratics.
 - `surface(objective)`: the objective as a 3-D surface (2-D).
 - `basins(result, objective)`: which known minimum each start ends in (2-D, many starts).
+- `fit(results, objective)`: the fitted line / plane over the data (data objectives with one
+  or two features).
 
   >>> import numpy as np
   >>> from gdkit import objectives, plots, starts
@@ -32,12 +34,13 @@ from gdkit.objectives import Objective
 from gdkit.plots._basins import DIVERGED, ELSEWHERE, basin_radius, basins, classify
 from gdkit.plots._common import NotApplicable, save, slug
 from gdkit.plots._contour import contour
+from gdkit.plots._fit import fit
 from gdkit.plots._loss import loss
 from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
 
-KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins")
+KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 
 _log = logging.getLogger(__name__)
 
@@ -52,10 +55,11 @@ def draw(
 
     Per objective (results grouped by `SweepResult.objective`, each drawn against
     `objectives[name]`): `contour-<objective>.png`, `loss-<objective>.png`,
-    `lr_sensitivity-<objective>.png`, `surface-<objective>.png`, and per optimizer
-    `basins-<objective>-<optimizer>.png`. Kinds that do not apply (contour, surface and basins
-    need a 2-D objective; basins a set of starts and known minima; lr_sensitivity a swept
-    learning_rate) are skipped.
+    `lr_sensitivity-<objective>.png`, `surface-<objective>.png`, `fit-<objective>.png`, and
+    per optimizer `basins-<objective>-<optimizer>.png`. Kinds that do not apply (contour,
+    surface and basins need a 2-D objective; basins a set of starts and known minima;
+    lr_sensitivity a swept learning_rate; fit a data objective with one or two features) are
+    skipped.
 
     Returns:
       The paths written, in order.
@@ -92,6 +96,8 @@ def draw(
                 attempt(f"lr_sensitivity-{s}.png", lambda rs=rs, obj=obj: lr_sensitivity(rs, obj))
             elif kind == "surface":
                 attempt(f"surface-{s}.png", lambda obj=obj: surface(obj))
+            elif kind == "fit":
+                attempt(f"fit-{s}.png", lambda rs=rs, obj=obj: fit(rs, obj))
             elif kind == "basins":
                 for r in rs:
                     attempt(
@@ -110,6 +116,7 @@ __all__ = [
     "classify",
     "contour",
     "draw",
+    "fit",
     "loss",
     "lr_sensitivity",
     "sensitivity_curve",

@@ -20,7 +20,9 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     (`best_point`), the line the median over starts and seeds, the band their quartiles
     (min-max for fewer than 4 runs).
 
-    Without a known minimum the loss itself is drawn (symlog y when it spans decades).
+    Without a known minimum the loss itself is drawn (symlog y when it spans decades). For
+    data objectives (`objective.data`) the axes say training loss and its excess over the
+    best fit.
 
     Example:
       >>> import numpy as np
@@ -66,14 +68,18 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         handles.append(Line2D([], [], color=color, lw=1.8, label=label))
 
     tol = results[0].tol
+    data = getattr(objective, "data", None)
     if f_min is not None:
         ax.set_yscale("log")
-        ax.set_ylabel("f − f*  (gap to the known minimum)")
+        if data is None:
+            ax.set_ylabel("f − f*  (gap to the known minimum)")
+        else:
+            ax.set_ylabel("loss − loss*  (excess over the best fit)")
         if tol and results[0].tol_metric == "gap":
             ax.axhline(tol, color="0.4", ls=":", lw=1)
             handles.append(Line2D([], [], color="0.4", ls=":", label=f"tol = {tol:.0e}"))
     else:
-        ax.set_ylabel("f")
+        ax.set_ylabel("f" if data is None else "training loss (full batch)")
         finite = np.abs(all_h[np.isfinite(all_h) & (all_h != 0)])
         if finite.size and c.spans_decades(finite):
             ax.set_yscale(
@@ -88,6 +94,9 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     ax.set_xlabel("step")
     ax.set_xlim(0, max(r.steps for r in results))
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(f"{name}: loss at each optimizer's best hyperparameters")
+    if data is None:
+        ax.set_title(f"{name}: loss at each optimizer's best hyperparameters")
+    else:
+        ax.set_title(f"{name} ({data.n} samples): training loss, best hyperparameters")
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
     return fig

@@ -1,0 +1,266 @@
+r"""Least-squares methods: Gauss-Newton and Levenberg-Marquardt.
+
+They minimise :math:`f(x) = \tfrac12 \|r(x)\|^2` using the Jacobian :math:`J` of the residual
+:math:`r`, which they get as an extra keyword of `update`:
+
+  ``update(updates, state, params, value=, grad=, value_fn=f, residual_fn=r)``
+
+with ``value_fn(params) == 0.5 * sum(residual_fn(params) ** 2)``, the convention of
+`Objective.residual_fn` (so `value_fn` is the objective they accept or reject steps by). Only
+these optimizers take ``residual_fn``; `needs_residual_fn` tells a caller (the sweep engine)
+when to pass it. The incoming `updates` (the gradient, with any weight-decay term or gradient
+noise) are the right-hand side, so :math:`J^\top J` only replaces the Hessian, as in Newton.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from gdkit.optimizers._registry import register
+from gdkit.optimizers.linesearch import require_value_fn, scale_by_armijo_backtracking
+
+Scalar = float | jax.Array
+RESIDUAL_OPTIMIZERS = ("gauss_newton", "levenberg_marquardt")
+
+
+def needs_residual_fn(optimizer: Any) -> bool:
+    """Whether `optimizer` (a registered name, or a factory) needs ``residual_fn`` in `update`.
+
+    Example:
+      >>> from gdkit import optimizers
+      >>> optimizers.needs_residual_fn("levenberg_marquardt"), optimizers.needs_residual_fn("gd")
+      (True, False)
+    """
+    if isinstance(optimizer, str):
+        return optimizer in RESIDUAL_OPTIMIZERS
+    return bool(getattr(optimizer, "needs_residual_fn", False))
+
+
+def require_residual_fn(name: str, residual_fn: Callable | None) -> None:
+    """Raises a ValueError explaining the residual `name` needs."""
+    if residual_fn is None:
+        raise ValueError(
+            f"{name} needs the residuals: call opt.update(grad, state, params, value=f(params), "
+            "grad=grad, value_fn=f, residual_fn=r) with f(x) = 0.5 * sum(r(x)**2), e.g. "
+            "r = objective.residual_fn of a data objective (linear_regression, curve_fit, mlp)"
+        )
+
+
+def _jacobian(residual_fn, unravel, x):
+    """J = dr/dx [m, d], forward mode when m >= d (tall), reverse mode otherwise."""
+    fn = lambda z: residual_fn(unravel(z))  # noqa: E731
+    m = jax.eval_shape(fn, x).size
+    return (jax.jacfwd if m >= x.size else jax.jacrev)(fn)(x)
+
+
+def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraArgs:
+    r"""Maps the update `g` to :math:`(J^\top J + \lambda I)^{+} g` (Gauss-Newton direction).
+
+    Computed from the SVD :math:`J = U S V^\top` as :math:`V (S^2 + \lambda)^{-1} V^\top g`,
+    dropping singular values below :math:`\sqrt{\epsilon_{mach}} \max S` (the minimum-norm
+    step on rank-deficient problems). A non-finite result falls back to `g`. Needs
+    ``residual_fn`` in `update`.
+    """
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params, *, residual_fn=None, **extra):
+        del extra
+        require_residual_fn("gauss_newton", residual_fn)
+        x, unravel = ravel_pytree(params)
+        g, _ = ravel_pytree(updates)
+        jac = _jacobian(residual_fn, unravel, x)
+        _, s, vt = jnp.linalg.svd(jac, full_matrices=False)
+        keep = s > jnp.sqrt(jnp.finfo(x.dtype).eps) * jnp.max(s)
+        inv = jnp.where(keep, 1.0 / jnp.where(keep, s * s + damping, 1.0), 0.0)
+        d = vt.T @ (inv * (vt @ g))
+        d = jnp.where(jnp.all(jnp.isfinite(d)), d, g)
+        return unravel(d.astype(g.dtype)), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _without_residual(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """`inner` with ``residual_fn`` dropped from its extra arguments (a line search passes the
+    others on to ``value_fn``, which does not take it)."""
+    inner = optax.with_extra_args_support(inner)
+
+    def update_fn(updates, state, params=None, *, residual_fn=None, **extra):
+        del residual_fn
+        return inner.update(updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+@register(
+    "gauss_newton",
+    "Gauss-Newton for least squares: (J'J)^+ J'r + backtracking; needs residuals",
+    kind="second_order",
+)
+def gauss_newton(
+    learning_rate: optax.ScalarOrSchedule = 1.0,
+    damping: Scalar = 0.0,
+    slope_rtol: Scalar = 1e-4,
+    decrease_factor: Scalar = 0.5,
+    max_linesearch_steps: int = 30,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Damped Gauss-Newton: the Newton step with :math:`J^\top J` for the Hessian.
+
+    .. math:: u_t = -\eta_t \alpha_t (J_t^\top J_t + \lambda I)^{+} g_t, \qquad
+      g_t = J_t^\top r(x_t)
+
+    with :math:`\lambda` = ``damping`` (0: pure Gauss-Newton) and :math:`\eta_t \le 1` from
+    Armijo backtracking (see `scale_by_armijo_backtracking`). A linear least-squares problem is
+    solved in one step. Needs ``value_fn`` and ``residual_fn`` in `update`, with
+    ``value_fn == 0.5 * sum(residual_fn ** 2)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from gdkit import optimizers
+      >>> A, y = jnp.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), jnp.array([1.0, 3.0, 5.0])
+      >>> r = lambda x: A @ x - y
+      >>> f = lambda x: 0.5 * jnp.sum(r(x) ** 2)
+      >>> opt = optimizers.gauss_newton()
+      >>> x = jnp.zeros(2); state = opt.init(x)
+      >>> v, g = jax.value_and_grad(f)(x)
+      >>> u, state = opt.update(g, state, x, value=v, grad=g, value_fn=f, residual_fn=r)
+      >>> print(jnp.round(optax.apply_updates(x, u), 5))
+      [1. 2.]
+
+    References:
+      Nocedal and Wright, `Numerical Optimization`, 2nd ed., 2006 (section 10.3)
+    """
+    return optax.chain(
+        scale_by_gauss_newton(damping),
+        optax.scale_by_learning_rate(learning_rate),
+        _without_residual(
+            scale_by_armijo_backtracking(max_linesearch_steps, slope_rtol, decrease_factor)
+        ),
+    )
+
+
+class LevenbergMarquardtState(NamedTuple):
+    """Step counter, the damping lambda, its growth factor nu, and the last gain ratio rho
+    (actual / predicted decrease; the step was taken when rho > `ACCEPT`)."""
+
+    count: jax.Array
+    damping: jax.Array
+    nu: jax.Array
+    gain_ratio: jax.Array
+
+
+ACCEPT = 1e-4  # smallest gain ratio of an accepted step
+
+
+@register(
+    "levenberg_marquardt",
+    "Levenberg-Marquardt for least squares: (J'J + lambda I)^-1 J'r, adaptive lambda; "
+    "needs residuals",
+    kind="second_order",
+)
+def levenberg_marquardt(
+    learning_rate: optax.ScalarOrSchedule = 1.0,
+    damping: Scalar = 1e-3,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Levenberg-Marquardt with Nielsen's damping update.
+
+    .. math::
+      s_t = -\alpha_t (J_t^\top J_t + \lambda_t I)^{-1} g_t, \qquad
+      \rho_t = \frac{f(x_t) - f(x_t + s_t)}{-(g_t^\top s_t + \tfrac12 s_t^\top J_t^\top J_t
+      s_t)}
+
+    The step is taken when the gain ratio :math:`\rho_t > 10^{-4}` (or when the predicted
+    decrease is below the rounding level of :math:`f` and :math:`f` does not measurably
+    rise: at the solution, where :math:`\rho` is noise); then the damping shrinks,
+    :math:`\lambda \leftarrow \lambda \max(1/3, 1 - (2\rho - 1)^3)`, :math:`\nu \leftarrow 2`.
+    Otherwise no step is taken and it grows: :math:`\lambda \leftarrow \nu \lambda`,
+    :math:`\nu \leftarrow 2 \nu`. The first damping is ``damping`` times the largest
+    diagonal entry of :math:`J^\top J`. :math:`\alpha_t` = ``learning_rate`` (1: the plain
+    method). One `update` is one iteration (one Jacobian, one trial evaluation); the state
+    carries :math:`\lambda`, so everything is data and there is no Python branching. Needs
+    ``value_fn`` and ``residual_fn`` in `update` with ``value_fn == 0.5 * sum(residual_fn**2)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from gdkit import optimizers
+      >>> t = jnp.linspace(0.0, 1.0, 5)
+      >>> r = lambda x: x[0] * jnp.exp(x[1] * t) - 2.0 * jnp.exp(-t)
+      >>> f = lambda x: 0.5 * jnp.sum(r(x) ** 2)
+      >>> opt = optimizers.levenberg_marquardt()
+      >>> @jax.jit
+      ... def step(x, state):
+      ...   v, g = jax.value_and_grad(f)(x)
+      ...   u, state = opt.update(g, state, x, value=v, grad=g, value_fn=f, residual_fn=r)
+      ...   return optax.apply_updates(x, u), state
+      >>> x = jnp.array([1.0, 0.0]); state = opt.init(x)
+      >>> for _ in range(20):
+      ...   x, state = step(x, state)
+      >>> print(jnp.round(x, 4))
+      [ 2. -1.]
+
+    References:
+      Madsen, Nielsen and Tingleff, `Methods for non-linear least squares problems
+      <https://www2.imm.dtu.dk/pubdb/pubs/3215-full.html>`_, 2004 (Algorithm 3.16);
+      Marquardt, `An algorithm for least-squares estimation of nonlinear parameters
+      <https://doi.org/10.1137/0111030>`_, 1963
+    """
+
+    def init_fn(params) -> LevenbergMarquardtState:
+        dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
+        one = jnp.ones((), dtype)
+        return LevenbergMarquardtState(jnp.zeros((), jnp.int32), one, 2.0 * one, 0.0 * one)
+
+    def update_fn(updates, state, params, *, value=None, grad=None, value_fn=None, **extra):
+        residual_fn = extra.pop("residual_fn", None)
+        require_value_fn("levenberg_marquardt", value_fn)
+        require_residual_fn("levenberg_marquardt", residual_fn)
+        del grad
+        x, unravel = ravel_pytree(params)
+        g, _ = ravel_pytree(updates)
+        dtype = state.damping.dtype
+        jac = _jacobian(residual_fn, unravel, x)
+        jtj = jac.T @ jac
+        lam0 = damping * jnp.maximum(jnp.max(jnp.diag(jtj)), jnp.finfo(dtype).tiny)
+        lam = jnp.where(state.count == 0, lam0, state.damping).astype(dtype)
+        eig, q = jnp.linalg.eigh(jtj)
+        eig = jnp.maximum(eig, 0.0)
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        s = -lr * (q @ ((q.T @ g) / (eig + lam)))
+        s = jnp.where(jnp.isfinite(s), s, 0.0).astype(g.dtype)
+        if value is None:
+            value = value_fn(params, **extra)
+        new_value = value_fn(unravel(x + s), **extra)
+        predicted = -(g @ s + 0.5 * s @ (jtj @ s))
+        actual = value - new_value
+        rho = jnp.where(predicted > 0, actual / jnp.where(predicted > 0, predicted, 1.0), -1.0)
+        # Below rounding level (at the solution) the gain ratio is noise: take the step unless
+        # it makes f measurably worse, and count it as a perfect model (rho = 1).
+        level = 10.0 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(value), jnp.finfo(dtype).tiny)
+        rounding = (predicted <= level) & (new_value <= value + level)
+        rho = jnp.where(rounding, 1.0, rho)
+        rho = jnp.where(jnp.isfinite(new_value), rho, -1.0).astype(dtype)
+        ok = rho > ACCEPT
+        big = jnp.sqrt(jnp.finfo(dtype).max)
+        shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        new_lam = jnp.minimum(jnp.where(ok, lam * shrink, lam * state.nu), big)
+        new_lam = jnp.maximum(new_lam, jnp.finfo(dtype).tiny)
+        nu = jnp.where(ok, 2.0, jnp.minimum(2.0 * state.nu, 2.0**30)).astype(dtype)
+        u = jnp.where(ok, s, jnp.zeros_like(s))
+        new_state = LevenbergMarquardtState(
+            state.count + 1, new_lam.astype(dtype), nu, rho.astype(dtype)
+        )
+        return unravel(u), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+gauss_newton.needs_residual_fn = True  # type: ignore[attr-defined]
+levenberg_marquardt.needs_residual_fn = True  # type: ignore[attr-defined]
