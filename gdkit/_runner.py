@@ -67,17 +67,6 @@ def fetch(a) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(a, tiled=True))
 
 
-def _compiler_options() -> dict:
-    """On the CPU: XLA's classic loop emitters. Its newer fusion emitters vectorize lanes in
-    blocks and contract multiply-adds differently in the block body and the remainder, so a
-    lane's float32 result would depend on where it sits in its batch (and so on the device
-    count, the tile size and the lane count). With these, every lane computes exactly the same
-    wherever it runs, at the same speed (measured: within noise)."""
-    if jax.default_backend() == "cpu":
-        return {"xla_cpu_use_fusion_emitters": False}
-    return {}
-
-
 def _compiled(
     key: tuple,
     build: Callable[[], Any],
@@ -94,7 +83,7 @@ def _compiled(
     t = time.perf_counter()
     kw = {} if out_shardings is None else {"out_shardings": out_shardings}
     fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
-    exe = fn.lower(*args).compile(compiler_options=_compiler_options())
+    exe = fn.lower(*args).compile()
     clock[0] += time.perf_counter() - t
     compile_count += 1
     _CACHE[key] = exe
@@ -138,6 +127,23 @@ def _sharded_chunk(spec, seg, dim, mesh, tile):
         mesh=mesh,
         in_specs=(carry_specs, lanes, shared, shared, shared),
         out_specs=(carry_specs, PartitionSpec(None, "lanes")),
+        check_vma=False,
+    )
+
+
+def _sharded_finish(spec, dim, mesh, tile):
+    """The end-of-sweep program: per device, tile by tile, like the chunks."""
+    axes = _kernel.carry_axes(spec, dim)
+    finish = _tiles.tiled_outputs(_kernel.make_finish(spec), axes, tile)
+    lanes, shared = PartitionSpec("lanes"), PartitionSpec()
+    carry_specs = jax.tree.map(
+        lambda ax: shared if ax is None else lanes, axes, is_leaf=lambda a: a is None
+    )
+    return jax.shard_map(
+        finish,
+        mesh=mesh,
+        in_specs=(carry_specs, lanes, shared, shared, shared),
+        out_specs=lanes,
         check_vma=False,
     )
 
@@ -207,7 +213,14 @@ def run_lanes(
             t0 += seg.steps
             advance(seg.steps * keep)
         a = (carry, args[1], fixed, cst, _put(np.int32(steps), mesh, lanes=False))
-        res = _compiled((*base, "finish"), lambda: _kernel.make_finish(spec), a, False, clock)(*a)
+        exe = _compiled(
+            (*base, "finish"),
+            lambda: _sharded_finish(spec, x0.shape[1], mesh, tile),
+            a,
+            False,
+            clock,
+        )
+        res = exe(*a)
         res = {k: fetch(v)[:keep] for k, v in res.items()}
         hist.append(res.pop("last_record")[None])
         outs["history"].append(np.concatenate(hist, axis=0).T)
@@ -231,13 +244,8 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
         None if keys is None else jnp.asarray(keys[pad]),
         jnp.asarray(thr_scale, dtype),
     )
-    opts = _compiler_options()
-    init = jax.jit(_kernel.make_init(spec)).lower(*args).compile(compiler_options=opts)
-    carry = init(*args)
+    carry = jax.jit(_kernel.make_init(spec))(*args)
     cst = {name: jnp.asarray(v, dtype) for name, v in consts.items()}
-    run = jax.jit(_kernel.make_trajectory(spec, steps))
-    xs, vs = run.lower(carry, args[1], args[2], cst).compile(compiler_options=opts)(
-        carry, args[1], args[2], cst
-    )
+    xs, vs = jax.jit(_kernel.make_trajectory(spec, steps))(carry, args[1], args[2], cst)
     xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

@@ -12,7 +12,6 @@ are visited: results are bitwise identical for every tile size.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -22,11 +21,7 @@ import jax.numpy as jnp
 # come on top, roughly doubling it; 256 KiB of carry keeps a tile inside a 1-2 MiB L2.
 TILE_BYTES = 256 * 1024
 MIN_TILE, MAX_TILE = 256, 16384
-# Lanes per device are a multiple of ALIGN: every lane then runs in the SIMD body of XLA's
-# loops, never in a scalar remainder loop whose rounding can differ (exp, fused multiply-add),
-# so a lane's result does not depend on where it sits, how many lanes run, or on how many
-# devices. 32 covers AVX-512 float32 vectors unrolled twice.
-ALIGN = 32
+ALIGN = 32  # tiles are a multiple of this many lanes (AVX-512 float32 vectors, unrolled)
 
 
 def tile_size(carry_bytes_per_lane: int) -> int:
@@ -37,75 +32,124 @@ def tile_size(carry_bytes_per_lane: int) -> int:
 
 
 def plan(lanes: int, tile: int) -> tuple[int, int]:
-    """-> (tile, padded lane count): lanes split into equal tiles of at most ~`tile` lanes,
-    each a multiple of `ALIGN` lanes (so padding is below `ALIGN` lanes per tile)."""
-    if lanes <= tile:
-        t = -(-lanes // ALIGN) * ALIGN
-        return t, t
-    n = math.ceil(lanes / tile)
-    t = -(-math.ceil(lanes / n) // ALIGN) * ALIGN
+    """-> (tile, padded lane count): a device's lanes in equal tiles of at most ~`tile` lanes,
+    each a multiple of `ALIGN` lanes (so every lane runs in the SIMD body of XLA's loops,
+    never in a scalar remainder loop that rounds differently)."""
+    n = max(1, -(-lanes // max(tile, ALIGN)))
+    t = -(-(-(-lanes // n)) // ALIGN) * ALIGN
     return t, n * t
 
 
-def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
-    """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L])` to run tile by tile.
+def map_tiles(f: Callable, xs, tile: int, out_axes):
+    """Applies `f` to consecutive tiles of `tile` lanes of `xs` (per-lane arrays, lane axis
+    first) and stitches the outputs back along their lane axis (`out_axes`, a pytree prefix of
+    f's outputs: 0, 1, ... or None for an output that is the same for every tile, taken from
+    the last one).
 
-    `carry_axes` marks each carry leaf as per-lane (0: lane axis first) or shared (None: the
-    same for every lane, e.g. a step count); shared leaves enter every tile unchanged and
-    leave identical, so the first tile's copy is kept. The lane count must be a multiple of
-    `tile` (see `plan`).
+    A `while` loop whose trip count XLA cannot see (an optimization barrier): with a visible
+    count of 1 XLA inlines the body and fuses it differently, so one tile and many would round
+    differently. This way the tile body is one and the same compiled code in every run.
     """
+    lanes = jax.tree.leaves(xs)[0].shape[0]
+    if lanes % tile:
+        raise ValueError(f"map_tiles: {lanes} lanes is not a multiple of the tile {tile}")
+    n = lanes // tile
+    one = jax.eval_shape(
+        f, jax.tree.map(lambda a: jax.ShapeDtypeStruct((tile, *a.shape[1:]), a.dtype), xs)
+    )
+    axes = _broadcast_prefix(out_axes, one)
+
+    def alloc(o, ax):
+        shape = list(o.shape)
+        if ax is not None:
+            shape[ax] *= n
+        return jnp.zeros(shape, o.dtype)
+
+    outs = jax.tree.map(alloc, one, axes)
+
+    def body(i, outs):
+        start = i * tile
+        part = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, tile, 0), xs)
+        new = f(part)
+        return jax.tree.map(
+            lambda buf, v, ax: (
+                v if ax is None else jax.lax.dynamic_update_slice_in_dim(buf, v, start, ax)
+            ),
+            outs,
+            new,
+            axes,
+        )
+
+    count = jax.lax.optimization_barrier(jnp.asarray(n, jnp.int32))
+    return jax.lax.fori_loop(0, count, body, outs)
+
+
+def _broadcast_prefix(prefix, tree):
+    """A full pytree of `tree`'s structure from a prefix of it (an int/None applies below)."""
+    if prefix is None or isinstance(prefix, int):
+        return jax.tree.map(lambda _: prefix, tree)
+    return jax.tree.map(
+        lambda p, sub: jax.tree.map(lambda _: p, sub),
+        prefix,
+        tree,
+        is_leaf=lambda a: a is None or isinstance(a, int),
+    )
+
+
+def _split_carry(carry, carry_axes):
+    """-> (per-lane leaves, shared leaves), each the carry's structure with None elsewhere."""
+    is_none = lambda a: a is None  # noqa: E731
+    per_lane = jax.tree.map(
+        lambda ax, a: None if ax is None else a, carry_axes, carry, is_leaf=is_none
+    )
+    shared = jax.tree.map(
+        lambda ax, a: a if ax is None else None, carry_axes, carry, is_leaf=is_none
+    )
+    return per_lane, shared
+
+
+def _merge(carry_axes, per_lane, shared):
+    return jax.tree.map(
+        lambda ax, a, s: s if ax is None else a,
+        carry_axes,
+        per_lane,
+        shared,
+        is_leaf=lambda a: a is None,
+    )
+
+
+def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
+    """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L])` to run tile by tile
+    (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or shared (None: the same
+    for every lane, e.g. a step count); shared leaves enter every tile unchanged and leave
+    identical. The lane count must be a multiple of `tile` (see `plan`)."""
 
     def run(carry, lane_hp, *rest):
-        lanes = jax.tree.leaves(lane_hp)[0].shape[0]
-        if lanes <= tile:
-            return chunk(carry, lane_hp, *rest)
-        if lanes % tile:
-            raise ValueError(f"tiled: {lanes} lanes is not a multiple of the tile {tile}")
-        n = lanes // tile
-        is_none = lambda a: a is None  # noqa: E731
-        # Split the carry into per-lane leaves (tiled) and shared leaves (closed over).
-        per_lane = jax.tree.map(
-            lambda ax, a: None if ax is None else a, carry_axes, carry, is_leaf=is_none
-        )
-        shared = jax.tree.map(
-            lambda ax, a: a if ax is None else None, carry_axes, carry, is_leaf=is_none
-        )
-
-        def merge(lane_part, shared_part):
-            return jax.tree.map(
-                lambda ax, a, s: s if ax is None else a,
-                carry_axes,
-                lane_part,
-                shared_part,
-                is_leaf=is_none,
-            )
-
-        def split(a):
-            return None if a is None else a.reshape(n, tile, *a.shape[1:])
+        per_lane, shared = _split_carry(carry, carry_axes)
 
         def one_tile(args):
-            lane_part, hp = args
-            c, hist = chunk(merge(lane_part, shared), hp, *rest)
-            lane_out = jax.tree.map(
-                lambda ax, a: None if ax is None else a, carry_axes, c, is_leaf=is_none
-            )
-            shared_out = jax.tree.map(
-                lambda ax, a: a if ax is None else None, carry_axes, c, is_leaf=is_none
-            )
+            part, hp = args
+            c, hist = chunk(_merge(carry_axes, part, shared), hp, *rest)
+            lane_out, shared_out = _split_carry(c, carry_axes)
             return lane_out, shared_out, hist
 
-        tiles = jax.tree.map(split, per_lane, is_leaf=is_none)
-        lane_out, shared_out, hist = jax.lax.map(one_tile, (tiles, jax.tree.map(split, lane_hp)))
-        lane_out = jax.tree.map(
-            lambda a: None if a is None else a.reshape(lanes, *a.shape[2:]),
-            lane_out,
-            is_leaf=is_none,
-        )
-        shared_out = jax.tree.map(
-            lambda a: None if a is None else a[0], shared_out, is_leaf=is_none
-        )
-        hist = jnp.moveaxis(hist, 0, 1).reshape(hist.shape[1], lanes)  # [blocks, L]
-        return merge(lane_out, shared_out), hist
+        lane_out, shared_out, hist = map_tiles(one_tile, (per_lane, lane_hp), tile, (0, None, 1))
+        return _merge(carry_axes, lane_out, shared_out), hist
+
+    return run
+
+
+def tiled_outputs(fn: Callable, carry_axes: dict, tile: int) -> Callable:
+    """Like `tiled`, for `fn(carry, lane_hp, *rest) -> {name: [L, ...]}` (per-lane outputs,
+    no carry): the end-of-sweep evaluation runs in the same tiles as the steps."""
+
+    def run(carry, lane_hp, *rest):
+        per_lane, shared = _split_carry(carry, carry_axes)
+
+        def one_tile(args):
+            part, hp = args
+            return fn(_merge(carry_axes, part, shared), hp, *rest)
+
+        return map_tiles(one_tile, (per_lane, lane_hp), tile, 0)
 
     return run
