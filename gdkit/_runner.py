@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -169,11 +170,14 @@ def run_lanes(
     n = x0.shape[0]
     nd = len(devices)
     mesh = Mesh(np.array(devices), ("lanes",))
-    # Lanes per chunk: padded to a whole number of equal tiles on every device.
-    local = -(-min(lanes_per_chunk, n) // nd)
+    # The tile shape follows from the lane count alone, never from the device count, and each
+    # device runs whole tiles: lane i sits at position i % tile of a tile of the same shape
+    # however many devices share the work, so it computes the same numbers on any of them.
+    m = min(lanes_per_chunk, n)
     if tile is None:
         tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
-    tile, local = _tiles.plan(local, tile)
+    tile, _ = _tiles.plan(m, tile)
+    local = math.ceil(math.ceil(m / tile) / nd) * tile  # whole tiles per device
     size = local * nd
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)

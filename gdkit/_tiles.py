@@ -12,6 +12,7 @@ are visited: results are bitwise identical for every tile size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -35,8 +36,8 @@ def plan(lanes: int, tile: int) -> tuple[int, int]:
     """-> (tile, padded lane count): a device's lanes in equal tiles of at most ~`tile` lanes,
     each a multiple of `ALIGN` lanes (so every lane runs in the SIMD body of XLA's loops,
     never in a scalar remainder loop that rounds differently)."""
-    n = max(1, -(-lanes // max(tile, ALIGN)))
-    t = -(-(-(-lanes // n)) // ALIGN) * ALIGN
+    n = max(1, math.ceil(lanes / max(tile, ALIGN)))
+    t = math.ceil(math.ceil(lanes / n) / ALIGN) * ALIGN
     return t, n * t
 
 

@@ -1,5 +1,6 @@
 """The sweep engine against closed forms and independent single-lane runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -342,6 +343,7 @@ def test_a_million_lanes_by_two_thousand_steps():
 
 
 _ALL_CORES = """
+import json
 import os
 from gdkit._devices import cpu_cores, use_all_cpu_cores
 took = use_all_cpu_cores()
@@ -363,3 +365,34 @@ def test_use_all_cpu_cores_gives_one_device_per_core():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("OK")
+
+
+_LAYOUT_SCRIPT = """
+import json, sys
+import numpy as np
+from gdkit.sweep import sweep
+out = []
+for name, opt, tile in [("rosenbrock", "gd", None), ("peaks", "adam", None), ("peaks", "adam", 64)]:
+    r = sweep(name, opt, grid={"learning_rate": np.geomspace(1e-4, 1e-2, 300)}, steps=150,
+              record_every=5, progress=False, tile_lanes=tile)
+    out.append([r.final_loss.tolist(), r.final_x.tolist(), r.history.tolist()])
+json.dump(out, sys.stdout)
+"""
+
+
+def test_same_numbers_on_two_and_three_devices():
+    """The tile shape depends on the grid alone and devices run whole tiles, so each lane
+    computes exactly the same on any number of devices (300 lanes: 150 or 100 per device)."""
+    runs = []
+    for n in (2, 3):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAYOUT_SCRIPT],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout))
+    assert runs[0] == runs[1]
