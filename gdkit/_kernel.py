@@ -41,6 +41,13 @@ class Spec:
     tol_metric: str | None  # "gap", "grad_norm" or None (no tol)
     noise: bool
     unroll: int
+    batch_size: int | None = None  # mini-batches of a data objective; None: the full batch
+    residuals: bool = False  # pass the objective's residual_fn (least-squares methods)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether lanes carry PRNG keys (gradient noise, mini-batch sampling)."""
+        return self.noise or self.batch_size is not None
 
 
 def _optimizer(spec: Spec, hp: dict) -> optax.GradientTransformationExtraArgs:
@@ -48,17 +55,35 @@ def _optimizer(spec: Spec, hp: dict) -> optax.GradientTransformationExtraArgs:
     return optax.with_extra_args_support(opt)
 
 
-def _lane_update(spec: Spec, x, opt_state, key, hp, noise):
-    """One optimizer step for one lane: returns (v, metric, x_new, state_new, key_new)."""
+def _lane_update(spec: Spec, x, opt_state, key, hp, noise, bkey=None, t=0):
+    """One optimizer step for one lane: returns (v, metric, x_new, state_new, key_new).
+
+    v is always the full objective at x (what the bookkeeping and the history see); with
+    mini-batches the gradient, `value` and `value_fn` the optimizer gets are the mini-batch's,
+    drawn from the lane's fixed key `bkey` and the step `t` (stateless, so resumable)."""
     fn = spec.objective.fn
-    v, g = jax.value_and_grad(fn)(x)
+    if spec.batch_size is None:
+        v, g = jax.value_and_grad(fn)(x)
+        value, value_fn = v, fn
+    else:
+        b = spec.batch_size
+        value_fn = lambda z: spec.objective.minibatch(z, bkey, t, b)  # noqa: E731
+        value, g = jax.value_and_grad(value_fn)(x)
+        v = fn(x)
     if spec.noise:
         key, sub = jax.random.split(jax.random.wrap_key_data(key))
         g = g + noise * jax.random.normal(sub, g.shape, g.dtype)
         key = jax.random.key_data(key)
-    metric = jnp.sum(g * g) if spec.tol_metric == "grad_norm" else v  # |g|^2 vs tol^2
+    if spec.tol_metric == "grad_norm":  # |grad f|^2 against tol^2, of the full objective
+        g_full = g if spec.batch_size is None and not spec.noise else jax.grad(fn)(x)
+        metric = jnp.sum(g_full * g_full)
+    else:
+        metric = v
     opt = _optimizer(spec, hp)
-    updates, opt_state = opt.update(g, opt_state, x, value=v, grad=g, value_fn=fn)
+    extra = {"residual_fn": spec.objective.residual_fn} if spec.residuals else {}
+    updates, opt_state = opt.update(
+        g, opt_state, x, value=value, grad=g, value_fn=value_fn, **extra
+    )
     x_new = optax.apply_updates(x, updates)
     return v, metric, x_new, opt_state, key
 
@@ -76,7 +101,7 @@ def state_axes(spec: Spec, dim: int):
     x = jax.ShapeDtypeStruct((2, dim), dt)
     hp = {n: jax.ShapeDtypeStruct((2,), dt) for n in spec.lane_names}
     fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
-    key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.noise else None
+    key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.keyed else None
     one = jax.eval_shape(
         lambda x, h, f: _optimizer(spec, {**h, **f}).init(x),
         jax.ShapeDtypeStruct((dim,), dt),
@@ -99,7 +124,7 @@ def state_axes(spec: Spec, dim: int):
             return jax.vmap(lane, out_axes=axes)(x, hp)
 
         def step(x, state, key, hp, fx):
-            lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0)  # noqa: E731
+            lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0, k)  # noqa: E731
             out_axes = (0, 0, 0, axes, 0)
             return jax.vmap(lane, in_axes=(0, axes, 0, 0), out_axes=out_axes)(x, state, key, hp)
 
@@ -122,7 +147,8 @@ def carry_axes(spec: Spec, dim: int) -> dict:
     return {
         "x": 0,
         "opt_state": state_axes(spec, dim),
-        "key": 0 if spec.noise else None,
+        "key": 0 if spec.keyed else None,
+        "bkey": 0 if spec.batch_size is not None else None,
         "thr": 0,
         "best": 0,
         "stt": 0,
@@ -148,6 +174,7 @@ def make_init(spec: Spec):
             "x": x0,
             "opt_state": opt_state,
             "key": keys,
+            "bkey": keys if spec.batch_size is not None else None,
             "thr": thr,
             "best": jnp.full((L,), jnp.inf, x0.dtype),
             "stt": jnp.full((L,), NEVER, jnp.int32),
@@ -163,13 +190,13 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
 
     Returns (carry, loss of x_t or NaN once diverged, whether x_t is within tol)."""
 
-    def lane(x, s, k, hp_l):
-        return _lane_update(spec, x, s, k, {**hp_l, **fixed_hp}, consts["noise"])
+    def lane(x, s, k, bk, hp_l):
+        return _lane_update(spec, x, s, k, {**hp_l, **fixed_hp}, consts["noise"], bk, t)
 
     axes = state_axes(spec, carry["x"].shape[1])
     v, metric, x_new, opt_state, key = jax.vmap(
-        lane, in_axes=(0, axes, 0, 0), out_axes=(0, 0, 0, axes, 0)
-    )(carry["x"], carry["opt_state"], carry["key"], lane_hp)
+        lane, in_axes=(0, axes, 0, 0, 0), out_axes=(0, 0, 0, axes, 0)
+    )(carry["x"], carry["opt_state"], carry["key"], carry["bkey"], lane_hp)
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
     div = jnp.minimum(carry["div"], jnp.where(ok, NEVER, t))

@@ -108,7 +108,7 @@ def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> i
     x = jax.ShapeDtypeStruct((1, dim), dtype)
     hp = {n: jax.ShapeDtypeStruct((1,), dtype) for n in lane_hp_names}
     fixed = {n: jax.ShapeDtypeStruct((), dtype) for n in spec.fixed_names}
-    keys = jax.ShapeDtypeStruct((1, 2), jnp.uint32) if spec.noise else None
+    keys = jax.ShapeDtypeStruct((1, 2), jnp.uint32) if spec.keyed else None
     carry = jax.eval_shape(
         _kernel.make_init(spec), x, hp, fixed, keys, jax.ShapeDtypeStruct((), dtype)
     )

@@ -27,7 +27,9 @@ from pydantic import (
 
 from gdkit._yaml import ConfigError, apply_overrides, parse_yaml
 
-PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins")
+PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
+# Keys of an optimizer entry that set up the objective, not the optimizer.
+OBJECTIVE_SETTINGS = ("batch_size",)
 Number = StrictInt | StrictFloat
 
 
@@ -121,16 +123,30 @@ class OptimizerSpec(BaseModel):
 
     @property
     def hparams(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        """The optimizer's own hyperparameters (fixed or swept)."""
+        extra = dict(self.model_extra or {})
+        return {k: v for k, v in extra.items() if k not in OBJECTIVE_SETTINGS}
 
-    def swept(self) -> dict[str, np.ndarray]:
-        """The swept hyperparameters, name -> values, in the order the config gives them."""
+    @property
+    def batch_size(self) -> list | str | int:
+        """`full` (the default), a size, or a list of them: one compiled program each."""
+        return (self.model_extra or {}).get("batch_size", "full")
+
+    def swept(self) -> dict[str, np.ndarray | list]:
+        """The swept values, name -> values, in the order the config gives them (a list of
+        batch sizes included)."""
         swept = {k: sweep_values(v) for k, v in self.hparams.items()}
-        return {k: v for k, v in swept.items() if v is not None}
+        out = {k: v for k, v in swept.items() if v is not None}
+        if isinstance(self.batch_size, list):
+            out["batch_size"] = [str(b) for b in self.batch_size]
+        return out
 
     def fixed(self) -> dict[str, Any]:
-        """The fixed hyperparameters, name -> value."""
-        return {k: v for k, v in self.hparams.items() if sweep_values(v) is None}
+        """The fixed values, name -> value (a single batch size included)."""
+        out = {k: v for k, v in self.hparams.items() if sweep_values(v) is None}
+        if "batch_size" in (self.model_extra or {}) and not isinstance(self.batch_size, list):
+            out["batch_size"] = str(self.batch_size)
+        return out
 
 
 class DefaultStarts(_Strict):
@@ -293,7 +309,7 @@ def check_names(config: ExperimentConfig) -> None:
             info = optimizers.info(spec.name)
         except ValueError as e:
             raise ConfigError(f"{where}.name: {e}") from None
-        allowed = [*info.hparams, *info.options]
+        allowed = [*info.hparams, *info.options, *OBJECTIVE_SETTINGS]
         for key, value in spec.hparams.items():
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
@@ -306,7 +322,9 @@ def check_names(config: ExperimentConfig) -> None:
                 sweep_values(value)
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
-        fixed, swept = spec.fixed(), spec.swept()
+        _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config)
+        fixed = {k: v for k, v in spec.fixed().items() if k not in OBJECTIVE_SETTINGS}
+        swept = {k: v for k, v in spec.swept().items() if k not in OBJECTIVE_SETTINGS}
         first = {k: float(v[0]) for k, v in swept.items()}
         trials = [{}] + [{k: float(x)} for k, v in swept.items() for x in v]
         for trial in trials:
@@ -315,6 +333,31 @@ def check_names(config: ExperimentConfig) -> None:
             except (ValueError, TypeError) as e:
                 key, msg = _split_key(str(e), spec.name)
                 raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
+
+
+def _check_batch_sizes(where: str, value, config: ExperimentConfig) -> None:
+    sizes = value if isinstance(value, list) else [value]
+    if not sizes:
+        raise ConfigError(f"{where}: give full, a size, or a list of them")
+    for b in sizes:
+        if b != "full" and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ConfigError(f"{where}: expected full or an integer >= 1, got {b!r}")
+    if any(b != "full" for b in sizes):
+        if config.seeds is None:
+            raise ConfigError(f"{where}: mini-batches need seeds (e.g. seeds: 4)")
+        for i, spec in enumerate(config.objectives):
+            obj = build_objective(spec)
+            n = getattr(obj.data, "n", None)
+            if obj.minibatch is None or n is None:
+                raise ConfigError(
+                    f"{where}: objectives.{i} ({obj.name}) is not a data "
+                    "objective; only data objectives take mini-batches"
+                )
+            big = [b for b in sizes if b != "full" and b > n]
+            if big:
+                raise ConfigError(
+                    f"{where}: {big[0]} is more than the {n} samples of objectives.{i}"
+                )
 
 
 def _split_key(message: str, name: str) -> tuple[str | None, str]:

@@ -192,13 +192,20 @@ def _columns(r: SweepResult, hparams: dict, hp_names: list[str], dim: int) -> di
     return cols
 
 
+def _quote(cell: str) -> str:
+    """CSV quoting (RFC 4180) for a text cell that holds a comma, a quote or a newline."""
+    if any(c in cell for c in ',"\n\r'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
 def _text(values, lo: int, hi: int) -> list[str]:
     """Cells lo:hi of a column as text; floats with the digits that round-trip their dtype."""
     if values is None:
         return [""] * (hi - lo)
     v = values[lo:hi]
-    if v.dtype == object:
-        return ["" if x is None else str(x) for x in v]  # str(float): shortest round-trip
+    if v.dtype == object or v.dtype.kind == "U":
+        return ["" if x is None else _quote(str(x)) for x in v]  # str(float): round-trips
     if v.dtype.kind == "f" and v.dtype.itemsize <= 4:
         return np.char.mod("%.9g", v).tolist()
     if v.dtype.kind == "f":

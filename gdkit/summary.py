@@ -43,6 +43,8 @@ def summarize(result: SweepResult) -> PairSummary:
     if row is not None:
         for name in swept:
             values = np.asarray(result.axes[name])
+            if values.dtype.kind not in "fiu":
+                continue  # a structural axis (batch size, a flag): no edge to speak of
             if len(values) >= 3 and row[name] in (values.min(), values.max()):
                 edge = "lowest" if row[name] == values.min() else "highest"
                 warnings.append(

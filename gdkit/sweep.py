@@ -124,8 +124,24 @@ def sweep(
     index = np.indices(shape).reshape(len(shape), n)  # [axes, L] multi-index of every lane
     pos = {name: i for i, name in enumerate(axes)}
     x0_l = starts[index[pos["start"]]]
+    batch_sizes = g.axes.get("batch_size", [g.static.get("batch_size", "full")])
+    batching = any(str(b) != "full" for b in batch_sizes)
+    if batching and seed_values is None:
+        raise ValueError(
+            "sweep: batch_size needs seeds (e.g. seeds=4): each seed draws its own mini-batches"
+        )
+    for b in batch_sizes:
+        _batch_size(_py(b), obj)
+    residuals = _needs_residuals(optimizer)
+    if residuals and obj.residual_fn is None:
+        raise ValueError(
+            f"sweep: {opt_name} is a least-squares method and needs the "
+            f"objective's residuals; {obj.name} has no residual_fn"
+        )
+    if residuals and batching:
+        raise ValueError(f"sweep: {opt_name} works on the full batch (batch_size: full)")
     keys_l = None
-    if noise is not None:
+    if noise is not None or batching:
         seed_keys = np.stack(
             [np.asarray(jax.random.key_data(jax.random.key(int(s)))) for s in seed_values]
         )
@@ -136,7 +152,25 @@ def sweep(
         "f_min": 0.0 if obj.f_min is None else obj.f_min,
         "noise": 0.0 if noise is None else float(noise),
     }
-    fixed_names = tuple(g.fixed)
+
+    def make_spec(static: dict) -> _kernel.Spec:
+        """The program of one combination of the structural values (batch size included)."""
+        static = dict(static)
+        batch = _batch_size(static.pop("batch_size", "full"), obj)
+        return _kernel.Spec(
+            obj,
+            make,
+            opt_key,
+            g.traced_axes,
+            tuple(g.fixed),
+            tuple(sorted(static.items(), key=lambda kv: kv[0])),
+            jnp.dtype(dtype).name,
+            tol_metric,
+            noise is not None,
+            unroll,
+            batch_size=batch,
+            residuals=residuals,
+        )
 
     out = {}
     clock = [0.0]
@@ -150,18 +184,7 @@ def sweep(
                 static[a] = _py(g.axes[a][i])
                 sel &= index[pos[a]] == i
             lanes = np.flatnonzero(sel)
-            spec = _kernel.Spec(
-                obj,
-                make,
-                opt_key,
-                g.traced_axes,
-                fixed_names,
-                tuple(sorted(static.items(), key=lambda kv: kv[0])),
-                jnp.dtype(dtype).name,
-                tol_metric,
-                noise is not None,
-                unroll,
-            )
+            spec = make_spec(static)
             hp_l = {a: g.axes[a][index[pos[a]][lanes]] for a in g.traced_axes}
             per_lane = _runner.per_lane_bytes(spec, obj.dim, g.traced_axes, segments[0].blocks)
             cap = max(1, memory_budget // per_lane)
@@ -172,7 +195,7 @@ def sweep(
                 x0_l[lanes],
                 hp_l,
                 g.fixed,
-                None if keys_l is None else keys_l[lanes],
+                None if keys_l is None or not spec.keyed else keys_l[lanes],
                 consts,
                 divergence_threshold,
                 segments,
@@ -226,8 +249,7 @@ def sweep(
             result,
             trajectories,
             obj,
-            make,
-            opt_key,
+            make_spec,
             g,
             index,
             pos,
@@ -235,31 +257,13 @@ def sweep(
             keys_l,
             consts,
             divergence_threshold,
-            tol_metric,
-            noise,
             dtype,
-            unroll,
         )
     return result
 
 
 def _add_trajectories(
-    result,
-    which,
-    obj,
-    make,
-    opt_key,
-    g,
-    index,
-    pos,
-    x0_l,
-    keys_l,
-    consts,
-    thr,
-    tol_metric,
-    noise,
-    dtype,
-    unroll,
+    result, which, obj, make_spec, g, index, pos, x0_l, keys_l, consts, thr, dtype
 ):
     if isinstance(which, str):
         if which != "best":
@@ -276,25 +280,37 @@ def _add_trajectories(
         static = dict(g.static)
         for a in g.static_axes:
             static[a] = _py(g.axes[a][index[pos[a]][lane]])
-        spec = _kernel.Spec(
-            obj,
-            make,
-            opt_key,
-            g.traced_axes,
-            tuple(g.fixed),
-            tuple(sorted(static.items(), key=lambda kv: kv[0])),
-            jnp.dtype(dtype).name,
-            tol_metric,
-            noise is not None,
-            unroll,
-        )
+        spec = make_spec(static)
         hp = {a: g.axes[a][index[pos[a]][[lane]]] for a in g.traced_axes}
-        keys = None if keys_l is None else keys_l[[lane]]
+        keys = None if keys_l is None or not spec.keyed else keys_l[[lane]]
         x, v = _runner.run_trajectories(
             spec, x0_l[[lane]], hp, g.fixed, keys, consts, thr, result.steps
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
+
+
+def _batch_size(value, obj: Objective) -> int | None:
+    """`batch_size` grid value -> None (the full batch) or a mini-batch size in [1, n]."""
+    if str(value) == "full":
+        return None
+    if obj.minibatch is None or obj.data is None:
+        raise ValueError(
+            f"sweep: batch_size {value!r} needs a data objective; {obj.name} has no mini-batches"
+        )
+    from gdkit.objectives.data import check_batch_size
+
+    try:
+        size = int(value) if isinstance(value, str) and value.isdigit() else value
+        return check_batch_size(size, obj.data.n)
+    except ValueError as e:
+        raise ValueError(f"sweep: {e}") from None
+
+
+def _needs_residuals(optimizer) -> bool:
+    from gdkit.optimizers import needs_residual_fn
+
+    return needs_residual_fn(optimizer)
 
 
 def _resolve_optimizer(optimizer) -> tuple[Callable[..., Any], str, Any]:

@@ -319,3 +319,26 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
     a, b = np.load(whole_dir / "curves.npz"), np.load(killed / "curves.npz")
     np.testing.assert_array_equal(a["loss"], b["loss"])
     assert main(["run", "--resume", str(killed)]) == 2  # complete now: nothing to resume
+
+
+def test_runs_csv_quotes_labels_with_commas(tmp_path):
+    config = SMALL.replace("  - {name: parabola}", "  - {name: quadratic, dim: 3, seed: 2}")
+    (tmp_path / "c.yaml").write_text(config)
+    code, stdout = _main(
+        [
+            "run",
+            str(tmp_path / "c.yaml"),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--set",
+            "plots=[]",
+            "--set",
+            "steps=20",
+        ]
+    )
+    assert code == 0
+    with open(pathlib.Path(stdout.strip().splitlines()[-1]) / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["objective"] for r in rows} == {"rosenbrock", "quadratic(dim=3, seed=2)"}
+    assert all(r["status"] in ("converged", "max_steps", "diverged") for r in rows)
