@@ -34,6 +34,7 @@ from gdkit.objectives import Objective
 from gdkit.plots._basins import DIVERGED, ELSEWHERE, basin_radius, basins, classify
 from gdkit.plots._common import NotApplicable, save, slug
 from gdkit.plots._contour import contour
+from gdkit.plots._epochs import epochs
 from gdkit.plots._fit import fit
 from gdkit.plots._loss import loss
 from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
@@ -92,6 +93,7 @@ def draw(
                 attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj))
             elif kind == "loss":
                 attempt(f"loss-{s}.png", lambda rs=rs, obj=obj: loss(rs, obj))
+                attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
             elif kind == "lr_sensitivity":
                 attempt(f"lr_sensitivity-{s}.png", lambda rs=rs, obj=obj: lr_sensitivity(rs, obj))
             elif kind == "surface":
@@ -116,6 +118,7 @@ __all__ = [
     "classify",
     "contour",
     "draw",
+    "epochs",
     "fit",
     "loss",
     "lr_sensitivity",

@@ -210,3 +210,8 @@ def log_levels(gap: np.ndarray, n: int = 24) -> np.ndarray:
     hi = g.max()
     lo = max(np.percentile(g[g > 0], 0.5) if np.any(g > 0) else hi * 1e-6, hi * 1e-8)
     return np.geomspace(lo, hi, n)
+
+
+def shorten(title: str, width: int = 70) -> str:
+    """A figure title that fits: long objective labels are cut with an ellipsis."""
+    return title if len(title) <= width else title[: width - 1] + "…"

@@ -95,8 +95,8 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     ax.set_xlim(0, max(r.steps for r in results))
     ax.grid(True, which="major", alpha=0.3)
     if data is None:
-        ax.set_title(f"{name}: loss at each optimizer's best hyperparameters")
+        ax.set_title(c.shorten(f"{name}: loss at each optimizer's best hyperparameters"))
     else:
-        ax.set_title(f"{name} ({data.n} samples): training loss, best hyperparameters")
+        ax.set_title(c.shorten(f"{name} ({data.n} samples): training loss, best hyperparameters"))
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
     return fig
