@@ -9,6 +9,7 @@ point and seed? One compiled JAX program answers it.
 """
 
 from gdkit import objectives, optimizers, starts
+from gdkit._checkpoint import Checkpoint
 from gdkit._devices import use_all_cpu_cores
 from gdkit._precision import enable_x64
 from gdkit.gradcheck import GradCheck, check_grad
@@ -18,6 +19,7 @@ from gdkit.sweep import sweep
 __version__ = "0.1.0"
 
 __all__ = [
+    "Checkpoint",
     "GradCheck",
     "SweepResult",
     "__version__",

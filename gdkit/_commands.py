@@ -154,6 +154,23 @@ def _finished_in(run_dir):
     return finished
 
 
+def _checkpoints_in(run_dir, cfg):
+    """`checkpoint(i, job)` for `experiment.run`: each sweep's progress file in the run
+    directory (checkpoints/NN.npz), saved every `checkpoint_every` seconds at most."""
+    from gdkit import Checkpoint
+
+    if run_dir is None or cfg.distributed is not None:
+        # Multi-process runs resume per finished sweep: a mid-sweep snapshot gathers lanes
+        # from every process, and the processes would have to agree on when to take one.
+        return None
+
+    def checkpoint(i, job):
+        path = run_dir / "checkpoints" / f"{i:02d}.npz"
+        return Checkpoint(path, every=cfg.checkpoint_every)
+
+    return checkpoint
+
+
 def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
     import platform as _platform
     import time
@@ -172,7 +189,12 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
     t0 = time.perf_counter()
     writer = cfg.distributed is None or jax.process_index() == 0
     if not writer:  # another process of a distributed run: compute, let process 0 write
-        pairs = experiment.run(cfg, progress=False, finished=_finished_in(resume))
+        pairs = experiment.run(
+            cfg,
+            progress=False,
+            finished=_finished_in(resume),
+            checkpoint=None,
+        )
         console.print(f"process {jax.process_index()}: {len(pairs)} sweeps done")
         return 0
     run_dir = resume or rundir.create(out, cfg.name, config_mod.to_yaml(cfg))
@@ -183,7 +205,11 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
     try:
         pairs = experiment.run(
-            cfg, progress=progress, finished=_finished_in(run_dir), on_result=save
+            cfg,
+            progress=progress,
+            finished=_finished_in(run_dir),
+            on_result=save,
+            checkpoint=_checkpoints_in(run_dir, cfg),
         )
     except KeyboardInterrupt:
         raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None

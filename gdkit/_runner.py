@@ -164,8 +164,17 @@ def run_lanes(
     advance: Callable[[int], None],
     clock: list,
     tile: int | None = None,
+    resume: dict | None = None,
+    on_segment: Callable[[int, int, Callable[[], dict]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays."""
+    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays.
+
+    Lanes run in chunks of `size` lanes and each chunk in segments of steps. After every
+    segment `on_segment(lo, next_segment, state)` may take a snapshot: `state()` fetches the
+    chunk's carry and history so far to the host. `resume` (such a snapshot, plus `lo` and
+    `seg`) restarts there: earlier lane chunks are skipped (their outputs are the caller's),
+    and the chunk `lo` continues from its saved carry at segment `seg`, bit for bit.
+    """
     dtype = jnp.dtype(spec.dtype)
     n = x0.shape[0]
     nd = len(devices)
@@ -183,6 +192,8 @@ def run_lanes(
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     outs: dict[str, list] = collections.defaultdict(list)
     for lo in range(0, n, size):
+        if resume is not None and lo < resume["lo"]:
+            continue  # done before the interruption
         idx = np.arange(lo, lo + size)
         idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
         args = (
@@ -201,8 +212,22 @@ def run_lanes(
             is_leaf=lambda ax: ax is None,
         )
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
-        hist, t0, keep = [], 0, min(size, n - lo)
-        for seg in segments:
+        hist, t0, keep, first = [], 0, min(size, n - lo), 0
+        if resume is not None and lo == resume["lo"]:
+            first = resume["seg"]
+            fresh, tree = jax.tree.flatten(carry)  # same layout and shardings, saved values
+            carry = tree.unflatten(
+                [
+                    jax.make_array_from_callback(a.shape, f.sharding, lambda i, a=a: a[i])
+                    for a, f in zip(resume["carry"], fresh, strict=True)
+                ]
+            )
+            hist = list(resume["hist"])
+            t0 = sum(s.steps for s in segments[:first])
+            advance(t0 * keep)
+        for j, seg in enumerate(segments):
+            if j < first:
+                continue
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
             exe = _compiled(
                 (*base, "chunk", seg.blocks, seg.record_every),
@@ -216,6 +241,16 @@ def run_lanes(
             hist.append(fetch(h)[:, :keep])
             t0 += seg.steps
             advance(seg.steps * keep)
+            if on_segment is not None:
+                on_segment(
+                    lo,
+                    j + 1,
+                    lambda c=carry, h=tuple(hist): {
+                        "carry": [fetch(x) for x in jax.tree.leaves(c)],
+                        "hist": list(h),
+                        "outs": {k: np.concatenate(v, axis=0) for k, v in outs.items()},
+                    },
+                )
         a = (carry, args[1], fixed, cst, _put(np.int32(steps), mesh, lanes=False))
         exe = _compiled(
             (*base, "finish"),

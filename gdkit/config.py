@@ -198,6 +198,7 @@ class ExperimentConfig(_Strict):
     record_every: Annotated[StrictInt, Field(ge=1)] | None = None
     plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
     distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed
+    checkpoint_every: Annotated[Number, Field(ge=0)] = 5.0  # seconds between sweep checkpoints
 
 
 def load(

@@ -80,11 +80,13 @@ def run(
     progress: bool = True,
     finished: Callable[[int, Job], SweepResult | None] | None = None,
     on_result: Callable[[int, Job, SweepResult], None] | None = None,
+    checkpoint: Callable[[int, Job], object] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
     """Runs every job; the best lane of each gets its full trajectory recorded (for plots).
 
     `finished(i, job)` may return the result of a job done before (a resumed run), which is
-    then not run again; `on_result(i, job, result)` sees each new result as soon as it exists.
+    then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
+    `checkpoint(i, job)` gives the `gdkit.Checkpoint` a job saves its progress to.
     """
     from gdkit.sweep import sweep
 
@@ -104,6 +106,7 @@ def run(
                 progress=progress,
                 trajectories="best",
                 dtype=config.dtype,
+                checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
             if on_result is not None:
                 on_result(i, job, result)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gdkit import _kernel, _lanes, _runner
+from gdkit import _checkpoint, _kernel, _lanes, _runner
 from gdkit.objectives import Objective
 from gdkit.objectives import get as _get_objective
 from gdkit.result import SweepResult
@@ -52,6 +52,7 @@ def sweep(
     unroll: int = 1,
     tile_lanes: int | None = None,
     progress: bool = True,
+    checkpoint: _checkpoint.Checkpoint | None = None,
 ) -> SweepResult:
     """Runs `optimizer` on `objective` for every grid point x start x seed, as one program.
 
@@ -86,6 +87,10 @@ def sweep(
         at a time, so the tile's state stays in cache (default: sized for a ~1 MiB L2).
         Results do not depend on it.
       progress: show a progress bar (rich).
+      checkpoint: a `gdkit.Checkpoint`: after a chunk of steps (at most every few seconds)
+        the whole state of the sweep is saved there; a later call with the same arguments
+        and the same checkpoint resumes from it and returns the same numbers, bit for bit.
+        The file is removed when the sweep completes.
 
     Returns:
       A `SweepResult` with axes (grid names..., "start", ["seed"]).
@@ -176,14 +181,53 @@ def sweep(
     clock = [0.0]
     t_start = time.perf_counter()
     combos = list(itertools.product(*(range(len(g.axes[a])) for a in g.static_axes)))
+    key = saved = None
+    if checkpoint is not None:
+        key = _checkpoint.fingerprint(
+            obj.name,
+            opt_key,
+            {k: np.asarray(v) for k, v in g.axes.items()},
+            g.fixed,
+            g.static,
+            starts,
+            seed_values,
+            steps,
+            tol,
+            r,
+            jnp.dtype(dtype).name,
+            noise,
+            divergence_threshold,
+            len(devs),
+            tile_lanes,
+            memory_budget,
+            max_lanes_per_chunk,
+            chunk_steps,
+        )
+        saved = checkpoint.load(key)
+    start_combo, inner = 0, None
+    if saved is not None:
+        meta, arrays = saved
+        start_combo = meta["combo"]
+        out = {k[4:]: v for k, v in arrays.items() if k.startswith("out_")}
+        inner = {
+            "lo": meta["lo"],
+            "seg": meta["seg"],
+            "carry": [arrays[f"carry_{i}"] for i in range(meta["n_carry"])],
+            "hist": [arrays[f"hist_{i}"] for i in range(meta["n_hist"])],
+        }
     with _progress(progress, steps * n, f"{obj.name} / {opt_name}") as advance:
-        for combo in combos:
+        for ci, combo in enumerate(combos):
             static = dict(g.static)
             sel = np.ones(n, bool)
             for a, i in zip(g.static_axes, combo, strict=False):
                 static[a] = _py(g.axes[a][i])
                 sel &= index[pos[a]] == i
             lanes = np.flatnonzero(sel)
+            if ci < start_combo:  # finished before an interruption: its outputs are in `out`
+                advance(steps * lanes.size)
+                continue
+            resume = inner if ci == start_combo else None
+            first = 0 if resume is None else resume["lo"]
             spec = make_spec(static)
             hp_l = {a: g.axes[a][index[pos[a]][lanes]] for a in g.traced_axes}
             per_lane = _runner.per_lane_bytes(spec, obj.dim, g.traced_axes, segments[0].blocks)
@@ -205,11 +249,14 @@ def sweep(
                 advance,
                 clock,
                 tile_lanes,
+                resume,
+                None
+                if checkpoint is None
+                else functools.partial(_snapshot, checkpoint, key, out, n, ci, lanes[first:]),
             )
-            for k, v in res.items():
-                if k not in out:
-                    out[k] = np.empty((n, *v.shape[1:]), v.dtype)
-                out[k][lanes] = v
+            _merge(out, n, lanes[first:], res)
+    if checkpoint is not None:
+        checkpoint.clear()
     total = time.perf_counter() - t_start
 
     stt = out["steps_to_tol"].astype(np.int64)
@@ -288,6 +335,35 @@ def _add_trajectories(
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
+
+
+def _merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
+    """Writes per-lane results `res` ([k, ...] for the first k of `lanes`) into `out`."""
+    for k, v in res.items():
+        if k not in out:
+            out[k] = np.empty((n, *v.shape[1:]), v.dtype)
+        out[k][lanes[: len(v)]] = v
+
+
+def _snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
+    """Saves where the sweep is (combo, lane chunk, segment) and everything done so far, when
+    the checkpoint is due (`_runner.run_lanes` calls it after each segment of steps)."""
+    if not checkpoint.due():
+        return
+    st = state()
+    done = {k: v.copy() for k, v in out.items()}
+    _merge(done, n, lanes, st["outs"])
+    arrays = {f"out_{k}": v for k, v in done.items()}
+    arrays |= {f"carry_{i}": a for i, a in enumerate(st["carry"])}
+    arrays |= {f"hist_{i}": a for i, a in enumerate(st["hist"])}
+    meta = {
+        "combo": combo,
+        "lo": int(lo),
+        "seg": int(seg),
+        "n_carry": len(st["carry"]),
+        "n_hist": len(st["hist"]),
+    }
+    checkpoint.save(key, meta, arrays)
 
 
 def _batch_size(value, obj: Objective) -> int | None:

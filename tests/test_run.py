@@ -273,7 +273,7 @@ def test_tutorial_examples(tmp_path):
     assert len(saddle) == 3 and all(r["status"] == "diverged" for r in saddle)
 
 
-KILLABLE = SMALL.replace("steps: 300", "steps: 3000").replace(
+KILLABLE = SMALL.replace("steps: 300", "steps: 3000\ncheckpoint_every: 0").replace(
     "{name: gd, learning_rate: {logspace: [-4, -1, 4]}}",
     "{name: gd, learning_rate: {logspace: [-4, -1, 4]}}\n  - {name: momentum, learning_rate: "
     "[0.001, 0.01]}\n  - {name: rmsprop, learning_rate: [0.001, 0.01]}",
@@ -282,8 +282,9 @@ KILLABLE = SMALL.replace("steps: 300", "steps: 3000").replace(
 
 @pytest.mark.slow
 def test_killed_and_resumed_equals_uninterrupted(tmp_path):
-    """SIGKILL a run at a random moment after its first sweep is saved, resume it, and get the
-    same numbers, bit for bit, as a run that was never interrupted."""
+    """SIGKILL a run at a random moment after its first checkpoint (checkpoints after every
+    chunk of steps here), resume it, and get the same numbers, bit for bit, as a run that was
+    never interrupted."""
     import random
     import signal
     import time
@@ -301,9 +302,9 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
         text=True,
     )
     deadline = time.time() + 120
-    while not list((tmp_path / "b").glob("*/results/*.npz")) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.0, 2.0))
+    while not list((tmp_path / "b").glob("*/checkpoints/*.npz")) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(random.uniform(0.0, 1.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (killed,) = (tmp_path / "b").iterdir()

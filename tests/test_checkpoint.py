@@ -1,0 +1,77 @@
+"""A sweep interrupted after any checkpoint resumes to the same numbers, bit for bit."""
+
+import numpy as np
+import optax
+import pytest
+
+from gdkit import Checkpoint
+from gdkit.sweep import sweep
+
+# Two programs (nesterov False/True), two lane chunks each, eight chunks of steps each: 32 saves.
+KW = dict(
+    grid={
+        "learning_rate": np.geomspace(1e-4, 1.0, 50),
+        "momentum": [0.0, 0.9],
+        "nesterov": [False, True],
+    },
+    steps=400,
+    chunk_steps=50,
+    tol=1e-6,
+    max_lanes_per_chunk=40,
+    progress=False,
+)
+FIELDS = (
+    "final_x",
+    "final_loss",
+    "best_loss",
+    "steps_to_tol",
+    "status",
+    "diverged_step",
+    "history",
+)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAfter(Checkpoint):
+    """A checkpoint whose k-th save is the last thing the sweep does."""
+
+    def __init__(self, path, k):
+        super().__init__(path, every=0.0)
+        self.k = k
+
+    def save(self, *args):
+        super().save(*args)
+        self.k -= 1
+        if self.k == 0:
+            raise Interrupted
+
+
+@pytest.fixture(scope="module")
+def uninterrupted():
+    return sweep("rosenbrock", optax.sgd, **KW)
+
+
+@pytest.mark.parametrize("k", [1, 2, 8, 9, 16, 17, 31])
+def test_resume_after_the_kth_checkpoint(tmp_path, uninterrupted, k):
+    path = tmp_path / "ck.npz"
+    with pytest.raises(Interrupted):
+        sweep("rosenbrock", optax.sgd, checkpoint=InterruptAfter(path, k), **KW)
+    assert path.is_file()
+    resumed = sweep("rosenbrock", optax.sgd, checkpoint=Checkpoint(path, every=0.0), **KW)
+    for f in FIELDS:
+        a, b = getattr(uninterrupted, f), getattr(resumed, f)
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f
+    assert not path.exists()  # a finished sweep removes its checkpoint
+
+
+def test_another_sweeps_checkpoint_is_ignored(tmp_path, uninterrupted):
+    path = tmp_path / "ck.npz"
+    with pytest.raises(Interrupted):
+        sweep("rosenbrock", optax.sgd, checkpoint=InterruptAfter(path, 5), **KW)
+    other = {**KW, "steps": 350}
+    r = sweep("rosenbrock", optax.sgd, checkpoint=Checkpoint(path, every=0.0), **other)
+    fresh = sweep("rosenbrock", optax.sgd, **other)
+    np.testing.assert_array_equal(r.final_x, fresh.final_x)
