@@ -101,20 +101,35 @@ def _select_platform(platform: str, dtype: str) -> str:
 
 
 def _print_plan(console, cfg, jobs, backend) -> None:
+    """The planned work: per sweep its lanes, lane chunks and (estimated) memory."""
     from rich.table import Table
 
+    from gdkit.sweep import MEMORY_BUDGET
+
+    cols = (
+        "objective",
+        "optimizer",
+        "swept",
+        "starts",
+        "lanes",
+        "steps",
+        "lane chunks",
+        "device memory / chunk",
+        "host memory",
+    )
     table = Table(title=f"plan: {cfg.name}  [{backend}, {cfg.dtype}]")
-    for col in ("objective", "optimizer", "swept", "starts", "lanes", "steps", "est. memory"):
-        table.add_column(
-            col, justify="left" if col in ("objective", "optimizer", "swept") else "right"
-        )
-    total = 0
+    for col in cols:
+        table.add_column(col, justify="left" if col in cols[:3] else "right")
+    size = 8 if cfg.dtype == "float64" else 4
     for job in jobs:
-        records = job.steps // (cfg.record_every or max(1, job.steps // 100))
-        # per lane: x, optimizer state (~4 copies of x), bookkeeping, the thinned history
-        per_lane = (6 * job.objective.dim + 8 + records) * (8 if cfg.dtype == "float64" else 4)
-        mem = job.lanes * per_lane
-        total += job.lanes
+        d = job.objective.dim
+        records = job.steps // (cfg.record_every or max(1, job.steps // 100)) + 1
+        # Device, per lane: the carry (x, optimizer state ~2x, last finite x, bookkeeping) in,
+        # out and in temporaries, plus a chunk of history. Host: the results and the history.
+        device = 4 * (4 * d + 6) * size + 16 * size
+        chunk_lanes = max(1, min(job.lanes, MEMORY_BUDGET // device))
+        chunks = -(-job.lanes // chunk_lanes)
+        host = job.lanes * ((2 * d + 4) * size + 56 + records * size)
         swept = ", ".join(f"{k}[{len(v)}]" for k, v in job.grid.items()) or "-"
         table.add_row(
             job.objective.name,
@@ -123,9 +138,12 @@ def _print_plan(console, cfg, jobs, backend) -> None:
             str(len(job.x0)),
             f"{job.lanes:,}",
             str(job.steps),
-            _bytes(mem),
+            str(chunks),
+            _bytes(chunk_lanes * device),
+            _bytes(host),
         )
     console.print(table)
+    total = sum(j.lanes for j in jobs)
     console.print(
         f"{len(jobs)} compiled sweeps, {total:,} lanes, "
         f"{sum(j.lanes * j.steps for j in jobs):,} trajectory-steps"

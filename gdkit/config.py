@@ -324,16 +324,32 @@ def check_names(config: ExperimentConfig) -> None:
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
         _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config)
-        fixed = {k: v for k, v in spec.fixed().items() if k not in OBJECTIVE_SETTINGS}
-        swept = {k: v for k, v in spec.swept().items() if k not in OBJECTIVE_SETTINGS}
-        first = {k: float(v[0]) for k, v in swept.items()}
-        trials = [{}] + [{k: float(x)} for k, v in swept.items() for x in v]
-        for trial in trials:
-            try:
-                optimizers.get(spec.name, **{**fixed, **first, **trial})
-            except (ValueError, TypeError) as e:
-                key, msg = _split_key(str(e), spec.name)
-                raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
+        _check_values(where, spec)
+
+
+def _check_values(where: str, spec: OptimizerSpec) -> None:
+    """Builds the optimizer with the fixed values and every swept value (all of a swept
+    hyperparameter at once: the factory checks arrays; one by one only to name a bad one)."""
+    from gdkit import optimizers
+
+    fixed = {k: v for k, v in spec.fixed().items() if k not in OBJECTIVE_SETTINGS}
+    swept = {k: v for k, v in spec.swept().items() if k not in OBJECTIVE_SETTINGS}
+    first = {k: float(v[0]) for k, v in swept.items()}
+
+    def build(trial):
+        try:
+            optimizers.get(spec.name, **{**fixed, **first, **trial})
+        except (ValueError, TypeError) as e:
+            key, msg = _split_key(str(e), spec.name)
+            raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
+
+    build({})
+    for k, values in swept.items():
+        try:
+            optimizers.get(spec.name, **{**fixed, **first, k: np.asarray(values)})
+        except (ValueError, TypeError):
+            for x in values:
+                build({k: float(x)})
 
 
 def _check_batch_sizes(where: str, value, config: ExperimentConfig) -> None:

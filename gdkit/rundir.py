@@ -136,8 +136,8 @@ def write_runs_csv(
         f.write(",".join(columns) + "\n")
         for hparams, r in pairs:
             cols = _columns(r, hparams, hp_names, dim)
-            cols["objective"] = np.full(r.lanes, r.objective, dtype=object)
-            cols["optimizer"] = np.full(r.lanes, r.optimizer, dtype=object)
+            cols["objective"] = np.full(r.lanes, r.objective)
+            cols["optimizer"] = np.full(r.lanes, r.optimizer)
             cols["run_id"] = np.arange(run_id, run_id + r.lanes)
             run_id += r.lanes
             for j in range(dim):
@@ -167,8 +167,9 @@ def _columns(r: SweepResult, hparams: dict, hp_names: list[str], dim: int) -> di
     for name in hp_names:
         if name in r.axes:
             cols[name] = np.asarray(r.axes[name])[index[r.dims.index(name)]]
-        elif name in hparams:
-            cols[name] = np.full(r.lanes, hparams[name], dtype=object)
+        elif name in hparams:  # fixed: the same text in every row
+            value = hparams[name]
+            cols[name] = np.full(r.lanes, "" if value is None else str(value))
     start = np.asarray(r.axes["start"])[index[r.dims.index("start")]]
     cols["start"] = start
     if "seed" in r.axes:
@@ -204,12 +205,15 @@ def _text(values, lo: int, hi: int) -> list[str]:
     if values is None:
         return [""] * (hi - lo)
     v = values[lo:hi]
-    if v.dtype == object or v.dtype.kind == "U":
-        return ["" if x is None else _quote(str(x)) for x in v]  # str(float): round-trips
+    if v.dtype.kind == "U":
+        special = any(bool((np.char.find(v, c) >= 0).any()) for c in ',"\n\r')
+        return [_quote(x) for x in v.tolist()] if special else v.tolist()
+    if v.dtype == object:
+        return ["" if x is None else _quote(str(x)) for x in v.tolist()]
     if v.dtype.kind == "f" and v.dtype.itemsize <= 4:
-        return np.char.mod("%.9g", v).tolist()
+        return [f"{x:.9g}" for x in v.tolist()]
     if v.dtype.kind == "f":
-        return [repr(x) for x in v.tolist()]
+        return [repr(x) for x in v.tolist()]  # float64: the shortest repr that round-trips
     return v.astype(str).tolist()
 
 
