@@ -76,3 +76,32 @@ def fingerprint(*parts) -> str:
         else:
             h.update(repr(p).encode())
     return h.hexdigest()
+
+
+def merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
+    """Writes per-lane results `res` ([k, ...] for the first k of `lanes`) into `out`."""
+    for k, v in res.items():
+        if k not in out:
+            out[k] = np.empty((n, *v.shape[1:]), v.dtype)
+        out[k][lanes[: len(v)]] = v
+
+
+def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
+    """Saves where the sweep is (combo, lane chunk, segment) and everything done so far, when
+    the checkpoint is due (`_runner.run_lanes` calls it after each segment of steps)."""
+    if not checkpoint.due():
+        return
+    st = state()
+    done = {k: v.copy() for k, v in out.items()}
+    merge(done, n, lanes, st["outs"])
+    arrays = {f"out_{k}": v for k, v in done.items()}
+    arrays |= {f"carry_{i}": a for i, a in enumerate(st["carry"])}
+    arrays |= {f"hist_{i}": a for i, a in enumerate(st["hist"])}
+    meta = {
+        "combo": combo,
+        "lo": int(lo),
+        "seg": int(seg),
+        "n_carry": len(st["carry"]),
+        "n_hist": len(st["hist"]),
+    }
+    checkpoint.save(key, meta, arrays)

@@ -199,6 +199,7 @@ class ExperimentConfig(_Strict):
     plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
     distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed
     checkpoint_every: Annotated[Number, Field(ge=0)] = 5.0  # seconds between sweep checkpoints
+    noise: Annotated[Number, Field(gt=0)] | None = None  # gradient noise sigma (needs seeds)
 
 
 def load(
@@ -296,6 +297,8 @@ def check_names(config: ExperimentConfig) -> None:
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
 
+    if config.noise is not None and config.seeds is None:
+        raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
     for i, spec in enumerate(config.objectives):
         try:
             build_objective(spec)

@@ -106,6 +106,7 @@ def run(
                 progress=progress,
                 trajectories="best",
                 dtype=config.dtype,
+                noise=config.noise,
                 checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
             if on_result is not None:

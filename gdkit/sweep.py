@@ -18,17 +18,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from gdkit import _checkpoint, _kernel, _lanes, _runner
+from gdkit import _checkpoint, _kernel, _lanes, _resolve, _runner
 from gdkit.objectives import Objective
 from gdkit.objectives import get as _get_objective
 from gdkit.result import SweepResult
 
 DIVERGENCE_THRESHOLD = 1e12
 MEMORY_BUDGET = 4 * 2**30  # bytes of device memory a lane chunk may use
-
-_OPTAX_ALIASES = {"gd": "sgd", "gradient_descent": "sgd"}
 
 
 def sweep(
@@ -98,7 +95,7 @@ def sweep(
     obj = _get_objective(objective) if isinstance(objective, str) else objective
     if not isinstance(obj, Objective):
         raise TypeError(f"sweep: objective must be an Objective or a name, got {objective!r}")
-    make, opt_name, opt_key = _resolve_optimizer(optimizer)
+    make, opt_name, opt_key = _resolve.optimizer(optimizer)
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"sweep: steps must be an integer >= 1, got {steps!r}")
     steps = int(steps)
@@ -106,7 +103,7 @@ def sweep(
         raise ValueError(f"sweep: tol must be a finite number >= 0 or None, got {tol!r}")
     if not divergence_threshold > 0:
         raise ValueError(f"sweep: divergence_threshold must be > 0, got {divergence_threshold}")
-    dtype = _resolve_dtype(dtype)
+    dtype = _resolve.dtype(dtype)
     g = _lanes.parse_grid(grid)
     starts = _lanes.parse_starts(x0, obj.x0, obj.dim)
     seed_values = _lanes.parse_seeds(seeds)
@@ -136,8 +133,8 @@ def sweep(
             "sweep: batch_size needs seeds (e.g. seeds=4): each seed draws its own mini-batches"
         )
     for b in batch_sizes:
-        _batch_size(_py(b), obj)
-    residuals = _needs_residuals(optimizer)
+        _resolve.batch_size(_py(b), obj)
+    residuals = _resolve.needs_residuals(optimizer)
     if residuals and obj.residual_fn is None:
         raise ValueError(
             f"sweep: {opt_name} is a least-squares method and needs the "
@@ -161,7 +158,7 @@ def sweep(
     def make_spec(static: dict) -> _kernel.Spec:
         """The program of one combination of the structural values (batch size included)."""
         static = dict(static)
-        batch = _batch_size(static.pop("batch_size", "full"), obj)
+        batch = _resolve.batch_size(static.pop("batch_size", "full"), obj)
         return _kernel.Spec(
             obj,
             make,
@@ -252,9 +249,11 @@ def sweep(
                 resume,
                 None
                 if checkpoint is None
-                else functools.partial(_snapshot, checkpoint, key, out, n, ci, lanes[first:]),
+                else functools.partial(
+                    _checkpoint.snapshot, checkpoint, key, out, n, ci, lanes[first:]
+                ),
             )
-            _merge(out, n, lanes[first:], res)
+            _checkpoint.merge(out, n, lanes[first:], res)
     if checkpoint is not None:
         checkpoint.clear()
     total = time.perf_counter() - t_start
@@ -335,101 +334,6 @@ def _add_trajectories(
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
-
-
-def _merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
-    """Writes per-lane results `res` ([k, ...] for the first k of `lanes`) into `out`."""
-    for k, v in res.items():
-        if k not in out:
-            out[k] = np.empty((n, *v.shape[1:]), v.dtype)
-        out[k][lanes[: len(v)]] = v
-
-
-def _snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
-    """Saves where the sweep is (combo, lane chunk, segment) and everything done so far, when
-    the checkpoint is due (`_runner.run_lanes` calls it after each segment of steps)."""
-    if not checkpoint.due():
-        return
-    st = state()
-    done = {k: v.copy() for k, v in out.items()}
-    _merge(done, n, lanes, st["outs"])
-    arrays = {f"out_{k}": v for k, v in done.items()}
-    arrays |= {f"carry_{i}": a for i, a in enumerate(st["carry"])}
-    arrays |= {f"hist_{i}": a for i, a in enumerate(st["hist"])}
-    meta = {
-        "combo": combo,
-        "lo": int(lo),
-        "seg": int(seg),
-        "n_carry": len(st["carry"]),
-        "n_hist": len(st["hist"]),
-    }
-    checkpoint.save(key, meta, arrays)
-
-
-def _batch_size(value, obj: Objective) -> int | None:
-    """`batch_size` grid value -> None (the full batch) or a mini-batch size in [1, n]."""
-    if str(value) == "full":
-        return None
-    if obj.minibatch is None or obj.data is None:
-        raise ValueError(
-            f"sweep: batch_size {value!r} needs a data objective; {obj.name} has no mini-batches"
-        )
-    from gdkit.objectives.data import check_batch_size
-
-    try:
-        size = int(value) if isinstance(value, str) and value.isdigit() else value
-        return check_batch_size(size, obj.data.n)
-    except ValueError as e:
-        raise ValueError(f"sweep: {e}") from None
-
-
-def _needs_residuals(optimizer) -> bool:
-    from gdkit.optimizers import needs_residual_fn
-
-    return needs_residual_fn(optimizer)
-
-
-def _resolve_optimizer(optimizer) -> tuple[Callable[..., Any], str, Any]:
-    """-> (factory(**hparams), display name, cache key)."""
-    if callable(optimizer) and not isinstance(optimizer, str):
-        return optimizer, getattr(optimizer, "__name__", type(optimizer).__name__), optimizer
-    if not isinstance(optimizer, str):
-        raise TypeError(f"sweep: optimizer must be a name or a factory, got {optimizer!r}")
-    try:
-        from gdkit import optimizers as _optimizers
-
-        known = optimizer in _optimizers.names()
-    except (ImportError, AttributeError):
-        known = False
-    if known:
-        return _factory_from_registry(optimizer), optimizer, ("gdkit", optimizer)
-    name = _OPTAX_ALIASES.get(optimizer, optimizer)
-    fn = getattr(optax, name, None)
-    if not callable(fn):
-        raise ValueError(f"sweep: unknown optimizer {optimizer!r} (not an optax alias)")
-    return fn, optimizer, ("optax", name)
-
-
-@functools.cache
-def _factory_from_registry(name):
-    from gdkit import optimizers as _optimizers
-
-    return functools.partial(_optimizers.get, name)
-
-
-def _resolve_dtype(dtype) -> np.dtype:
-    x64 = jax.config.jax_enable_x64
-    if dtype is None:
-        return np.dtype(np.float64 if x64 else np.float32)
-    dt = np.dtype(dtype)
-    if dt.kind != "f" or dt.itemsize not in (4, 8):
-        raise ValueError(f"sweep: dtype must be float32 or float64, got {dt}")
-    if dt == np.float64 and not x64:
-        raise ValueError(
-            "sweep: dtype=float64 needs JAX's x64 mode (gdkit.enable_x64() or "
-            "`with jax.enable_x64(True):`); refusing to downcast to float32"
-        )
-    return dt
 
 
 def _py(v):

@@ -115,6 +115,14 @@ def test_resolved_yaml_round_trips(base, tmp_path):
         ),
         (["name=a b"], "name: "),
         (["steps"], "expected KEY=VALUE"),
+        (["noise=0.1"], "noise: gradient noise needs seeds"),
+        (["noise=-1", "seeds=2"], "noise: input should be greater than 0"),
+        (
+            ["optimizers.1.batch_size=[full, 10]"],
+            "optimizers.1.batch_size: mini-batches need seeds",
+        ),
+        (["optimizers.1.batch_size=[0]", "seeds=2"], "optimizers.1.batch_size: expected full"),
+        (["optimizers.1.batch_size=[4]", "seeds=2"], "is not a data objective"),
         (["steps=[1"], "malformed YAML"),
     ],
 )
