@@ -78,6 +78,8 @@ def finish(
     from gdkit.summary import markdown
 
     results = [r for _, r in pairs]
+    with contextlib.suppress(OSError):  # every sweep is done: its checkpoints are gone
+        (folder / "checkpoints").rmdir()
     with _atomic(folder / "runs.csv") as tmp:
         write_runs_csv(tmp, pairs, param_names)
     with _atomic(folder / "curves.npz") as tmp:

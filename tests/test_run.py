@@ -343,3 +343,37 @@ def test_runs_csv_quotes_labels_with_commas(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["objective"] for r in rows} == {"rosenbrock", "quadratic(dim=3, seed=2)"}
     assert all(r["status"] in ("converged", "max_steps", "diverged") for r in rows)
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    config = KILLABLE.replace("steps: 3000", "steps: 20000")
+    (tmp_path / "c.yaml").write_text(config)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gdkit.cli",
+            "run",
+            str(tmp_path / "c.yaml"),
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list((tmp_path / "runs").glob("*/checkpoints/*.npz")) and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert err.strip().splitlines()[-1] == (
+        f"gdkit run: interrupted; resume with: gdkit run --resume {run_dir}"
+    )
+    assert not rundir.is_complete(run_dir)
