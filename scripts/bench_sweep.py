@@ -93,6 +93,11 @@ EXPERIMENTS = [
         "f_over_e": "bookkeeping ~35% of the step; the rest of the gap (0.8x) is the engine's "
         "step structure",
     },
+    {
+        "what": "bookkeeping packed into one [L, d+3] array (last good x, best, divergence "
+        "and tol steps as floats) instead of four arrays",
+        "f_over_e": "79 M/s vs 204 M/s: the concatenate breaks XLA's fusion; not used",
+    },
 ]
 
 
