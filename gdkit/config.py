@@ -108,11 +108,8 @@ class ObjectiveSpec(BaseModel):
 
     @property
     def params(self) -> dict[str, Any]:
+        """The objective's own parameters (`dim`, `condition_number`, ...)."""
         return dict(self.model_extra or {})
-
-    @property
-    def label(self) -> str:
-        return self.name or self.expr
 
 
 class OptimizerSpec(BaseModel):

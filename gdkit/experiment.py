@@ -34,10 +34,6 @@ class Job:
         n = int(np.prod([len(v) for v in self.grid.values()])) * len(self.x0)
         return n * (self.seeds or 1)
 
-    @property
-    def label(self) -> str:
-        return f"{self.objective.name} x {self.optimizer}"
-
 
 def start_set(config: ExperimentConfig, objective: Objective) -> np.ndarray:
     """The [S, d] starts the config asks for, for this objective."""
