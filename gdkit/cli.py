@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run: only the sweeps it has not finished run again",
+        help="continue an interrupted run from its last checkpoint (finished sweeps are kept)",
     )
     p.set_defaults(handler=_commands.run)
 
