@@ -78,7 +78,8 @@ def run(
     on_result: Callable[[int, Job, SweepResult], None] | None = None,
     checkpoint: Callable[[int, Job], object] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
-    """Runs every job; the best lane of each gets its full trajectory recorded (for plots).
+    """Runs every job; the representative lane of each (`SweepResult.representative`) gets
+    its full trajectory recorded (for plots).
 
     `finished(i, job)` may return the result of a job done before (a resumed run), which is
     then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
@@ -100,7 +101,7 @@ def run(
                 tol=config.tol,
                 record_every=config.record_every,
                 progress=progress,
-                trajectories="best",
+                trajectories="representative",
                 dtype=config.dtype,
                 noise=config.noise,
                 checkpoint=None if checkpoint is None else checkpoint(i, job),

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,40 @@ class SweepResult:
         lanes = np.flatnonzero(ok)
         order = np.lexsort(tuple(k[lanes] for k in keys))
         return self.row(int(lanes[order[0]]))
+
+    def representative(self) -> dict[str, Any]:
+        """The row of a typical run at the most reliable hyperparameters.
+
+        With one run per grid point this is `best()`. With several starts or seeds, a single
+        lucky start (one that began next to the minimum) should not decide: the grid point is
+        the one where most runs converged (ties: lower median final loss of the runs that did
+        not diverge), and the run is its converged run with the median steps_to_tol (without
+        converged runs, the lowest final loss). Raises ValueError if every lane diverged.
+        """
+        grid = [d for d in self.dims if d not in ("start", "seed")]
+        per_point = int(np.prod([len(self.axes[d]) for d in self.dims if d not in grid]))
+        if per_point == 1:
+            return self.best()
+        if self.diverged.all():
+            raise ValueError(f"representative: every lane diverged ({self.counts()})")
+        runs = self.status.reshape(-1, per_point)  # [grid points, runs], C order
+        conv = (runs == "converged").sum(axis=1)
+        loss = np.where(runs == "diverged", np.nan, self.final_loss.reshape(-1, per_point))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(loss.astype(np.float64), axis=1)
+        med = np.where(np.isnan(med), np.inf, med)
+        point = int(np.lexsort((med, -conv))[0])
+        lanes = point * per_point + np.arange(per_point)
+        ok = self.converged.ravel()[lanes]
+        if ok.any():
+            lanes = lanes[ok]
+            stt = self.steps_to_tol.ravel()[lanes]
+            order = np.argsort(stt, kind="stable")
+            return self.row(int(lanes[order[(len(order) - 1) // 2]]))
+        alive = ~self.diverged.ravel()[lanes]
+        lanes = lanes[alive]
+        return self.row(int(lanes[np.argmin(self.final_loss.ravel()[lanes])]))
 
     def row(self, lane: int) -> dict[str, Any]:
         """The tidy row of one lane (see `rows`)."""

@@ -24,9 +24,10 @@ class PairSummary:
 
 
 def best_row(result: SweepResult) -> dict | None:
-    """`result.best()`, or None when every lane diverged."""
+    """`result.representative()` (`best()` with one run per grid point), or None when every
+    lane diverged."""
     try:
-        return result.best()
+        return result.representative()
     except ValueError:
         return None
 
@@ -126,9 +127,10 @@ def markdown(results: list[SweepResult], title: str | None = None) -> str:
     lines = [f"# {title or 'gdkit run'}", ""]
     lines.append(
         "Gap = final loss - known minimum (the final loss itself where no minimum is "
-        "known). Best = the converged run with the fewest steps to tol (ties: lower "
-        "final gap); where none converged, the lowest final gap among runs that did not "
-        "diverge."
+        "known). Best = the hyperparameters where most runs converged (ties: lower "
+        "median final gap), shown with the median-speed run there; with one run per grid "
+        "point, the converged run with the fewest steps to tol (or, where none converged, "
+        "the lowest final gap)."
     )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     notes = []

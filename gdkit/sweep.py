@@ -71,8 +71,9 @@ def sweep(
       noise: standard deviation of Gaussian noise added to every gradient (needs `seeds`).
       divergence_threshold: a lane diverges at the first step whose loss is NaN/inf or has
         |f| > divergence_threshold * max(1, |f(x0)|); it is frozen at its last finite point.
-      trajectories: flat lane indices (C order over the result's axes), or "best", whose
-        full paths (every step) are recorded by re-running just those lanes.
+      trajectories: flat lane indices (C order over the result's axes), "best" or
+        "representative" (see `SweepResult`), whose full paths (every step) are recorded by
+        re-running just those lanes.
       dtype: float32 by default, float64 when JAX x64 is enabled; asking for float64 without
         x64 is an error (nothing is silently downcast).
       devices: devices to shard the lanes over (default: all local devices), or a count.
@@ -312,10 +313,14 @@ def _add_trajectories(
     result, which, obj, make_spec, g, index, pos, x0_l, keys_l, consts, thr, dtype
 ):
     if isinstance(which, str):
-        if which != "best":
-            raise ValueError(f"sweep: trajectories must be lane indices or 'best', got {which!r}")
-        diverged_all = result.diverged.all()  # no best lane: record nothing
-        lanes = np.array([], np.int64) if diverged_all else np.array([result.best()["lane"]])
+        if which not in ("best", "representative"):
+            raise ValueError(
+                "sweep: trajectories must be lane indices, 'best' or 'representative', "
+                f"got {which!r}"
+            )
+        diverged_all = result.diverged.all()  # no such lane: record nothing
+        pick = result.best if which == "best" else result.representative
+        lanes = np.array([], np.int64) if diverged_all else np.array([pick()["lane"]])
     else:
         lanes = np.asarray(which, dtype=np.int64).reshape(-1)
         if lanes.size and (lanes.min() < 0 or lanes.max() >= result.lanes):

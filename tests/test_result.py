@@ -134,3 +134,25 @@ def test_best_prefers_the_fastest_converged_lane_over_rounding_noise():
         final_loss=np.array([[3.0, 2.0], [0.5, 1e6]], np.float32),
     )
     assert none.best()["lane"] == 2
+
+
+def test_representative_is_a_typical_run_at_the_most_reliable_point():
+    # lr 0.1: one lucky start converges at once, two never do; lr 0.01: all three converge.
+    status = np.array(
+        [["converged", "max_steps", "max_steps"], ["converged", "converged", "converged"]]
+    )
+    r = _result(
+        axes={"learning_rate": np.array([0.1, 0.01]), "start": np.arange(3)},
+        starts=np.zeros((3, 2)),
+        status=status,
+        steps_to_tol=np.array([[1, -1, -1], [50, 30, 40]]),
+        final_loss=np.full((2, 3), 1e-7, np.float32),
+        best_loss=np.full((2, 3), 1e-7, np.float32),
+        final_x=np.zeros((2, 3, 2), np.float32),
+        final_grad_norm=np.ones((2, 3), np.float32),
+        diverged_step=np.full((2, 3), -1),
+        history=np.ones((2, 3, 3), np.float32),
+    )
+    assert r.best()["learning_rate"] == 0.1  # the lucky lane is the fastest
+    rep = r.representative()
+    assert rep["learning_rate"] == 0.01 and rep["steps_to_tol"] == 40  # the median of 30/40/50

@@ -19,8 +19,9 @@ _CMAP = ListedColormap(colormaps["Greys_r"](np.linspace(0.3, 0.97, 256)), "gdkit
 
 
 def path_lane(result: SweepResult) -> int | None:
-    """The lane the contour draws: the best run (as `SweepResult.best()`: lowest final loss,
-    then fewest steps) among those whose trajectory was recorded, else among all, leaving out
+    """The lane the contour draws: the run whose trajectory the sweep recorded (`gdkit run`
+    records `SweepResult.representative()`), else the lowest final loss (then fewest steps)
+    among all, leaving out
     runs that started already converged (0 steps) unless nothing else is left. When every
     lane diverged, the one that lasted longest."""
     ok = ~result.diverged.ravel()
