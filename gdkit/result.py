@@ -175,9 +175,10 @@ class SweepResult:
 
         With one run per grid point this is `best()`. With several starts or seeds, a single
         lucky start (one that began next to the minimum) should not decide: the grid point is
-        the one where most runs converged (ties: lower median final loss of the runs that did
-        not diverge), and the run is its converged run with the median steps_to_tol (without
-        converged runs, the lowest final loss). Raises ValueError if every lane diverged.
+        the one where most runs converged (ties: fewer median steps to tol, then lower median
+        final loss of the runs that did not diverge), and the run is its converged run with
+        the median steps_to_tol (without converged runs, the lowest final loss). Raises
+        ValueError if every lane diverged.
         """
         grid = [d for d in self.dims if d not in ("start", "seed")]
         per_point = int(np.prod([len(self.axes[d]) for d in self.dims if d not in grid]))
@@ -191,8 +192,11 @@ class SweepResult:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(loss.astype(np.float64), axis=1)
+            stt = np.where(runs == "converged", self.steps_to_tol.reshape(-1, per_point), np.nan)
+            speed = np.nanmedian(stt.astype(np.float64), axis=1)
         med = np.where(np.isnan(med), np.inf, med)
-        point = int(np.lexsort((med, -conv))[0])
+        speed = np.where(np.isnan(speed), np.inf, speed)
+        point = int(np.lexsort((med, speed, -conv))[0])
         lanes = point * per_point + np.arange(per_point)
         ok = self.converged.ravel()[lanes]
         if ok.any():

@@ -91,14 +91,6 @@ def per_point(result: SweepResult, arr: np.ndarray) -> np.ndarray:
     return np.asarray(arr).reshape(*g, -1, *trailing)
 
 
-def best_lane(result: SweepResult) -> int | None:
-    """The flat index of `result.best()`, or None when every lane diverged."""
-    try:
-        return int(result.best()["lane"])
-    except ValueError:
-        return None
-
-
 def run_score(result: SweepResult) -> tuple[np.ndarray, np.ndarray]:
     """Per grid point [*grid]: converged runs, and the median final loss of the runs that did
     not diverge (inf when all did): how good a grid point is across starts and seeds."""
@@ -111,17 +103,13 @@ def run_score(result: SweepResult) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best_point(result: SweepResult) -> tuple[int, ...] | None:
-    """The grid point of the best hyperparameters: that of `result.best()` when each grid
-    point has one run; with several starts or seeds, the one where most runs converge (ties:
-    lowest median final loss). None when every lane diverged."""
-    lane = best_lane(result)
-    if lane is None:
+    """The grid point of the best hyperparameters: that of `result.representative()` (the
+    summary's choice too). None when every lane diverged."""
+    try:
+        lane = int(result.representative()["lane"])
+    except ValueError:
         return None
-    if per_point(result, result.final_loss).shape[-1] == 1:
-        return grid_index(result, lane)
-    conv, med = run_score(result)
-    first = np.lexsort((med.ravel(), -conv.ravel()))[0]
-    return tuple(int(i) for i in np.unravel_index(first, conv.shape))
+    return grid_index(result, lane)
 
 
 def grid_index(result: SweepResult, lane: int) -> tuple[int, ...]:
