@@ -41,6 +41,14 @@ def summarize(result: SweepResult) -> PairSummary:
     finite = gap[status != "diverged"]
     row = best_row(result)
     warnings = []
+    if result.tol and result.tol_metric == "gap" and result.dtype == "float32":
+        ulp = float(np.finfo(np.float32).eps) * max(1.0, abs(result.f_min))
+        if result.tol < 4 * ulp:
+            warnings.append(
+                f"tol = {result.tol:.0e} is only {result.tol / ulp:.1f} float32 steps "
+                f"({ulp:.1e} each near f* = {result.f_min:.6g}): gaps that small are "
+                "rounding; use dtype: float64 or a larger tol"
+            )
     if row is not None:
         for name in swept:
             values = np.asarray(result.axes[name])

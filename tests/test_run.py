@@ -377,3 +377,17 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
         f"gdkit run: interrupted; resume with: gdkit run --resume {run_dir}"
     )
     assert not rundir.is_complete(run_dir)
+
+
+def test_summary_warns_when_tol_is_below_float32_resolution(finished):
+    path, _ = finished
+    from gdkit.summary import summarize
+
+    # parabola: f* = 2, float32 steps near 2 are 2.4e-7; tol = 1e-4 is far above them.
+    assert not [
+        w for r in rundir.load_results(path) for w in summarize(r).warnings if "float32 steps" in w
+    ]
+    r = rundir.load_results(path)[-1]
+    r.tol = 1e-7
+    (warning,) = [w for w in summarize(r).warnings if "float32 steps" in w]
+    assert "0.4 float32 steps (2.4e-07 each near f* = 2)" in warning
