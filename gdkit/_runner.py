@@ -115,38 +115,37 @@ def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> i
     return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
 
 
-def _sharded_chunk(spec, seg, dim, mesh, tile):
-    """The chunk program: each device runs its own lanes (shard_map), tile by tile."""
-    axes = _kernel.carry_axes(spec, dim)
-    chunk = _tiles.tiled(_kernel.make_chunk(spec, seg.blocks, seg.record_every), axes, tile)
+def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
+    """`fn(carry, lane_hp, fixed_hp, consts, t)` run by every device on its own lanes
+    (shard_map): per-lane carry leaves and `lane_hp` split over the mesh, the rest replicated;
+    `out_specs(carry_specs)` gives the partitioning of fn's outputs."""
     lanes, shared = PartitionSpec("lanes"), PartitionSpec()
     carry_specs = jax.tree.map(
-        lambda ax: shared if ax is None else lanes, axes, is_leaf=lambda a: a is None
+        lambda ax: shared if ax is None else lanes,
+        _kernel.carry_axes(spec, dim),
+        is_leaf=lambda a: a is None,
     )
     return jax.shard_map(
-        chunk,
+        fn,
         mesh=mesh,
         in_specs=(carry_specs, lanes, shared, shared, shared),
-        out_specs=(carry_specs, PartitionSpec(None, "lanes")),
+        out_specs=out_specs(carry_specs),
         check_vma=False,
     )
+
+
+def _sharded_chunk(spec, seg, dim, mesh, tile):
+    """The chunk program: each device runs its own lanes, tile by tile."""
+    axes = _kernel.carry_axes(spec, dim)
+    chunk = _tiles.tiled(_kernel.make_chunk(spec, seg.blocks, seg.record_every), axes, tile)
+    return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes")))
 
 
 def _sharded_finish(spec, dim, mesh, tile):
     """The end-of-sweep program: per device, tile by tile, like the chunks."""
     axes = _kernel.carry_axes(spec, dim)
     finish = _tiles.tiled_outputs(_kernel.make_finish(spec), axes, tile)
-    lanes, shared = PartitionSpec("lanes"), PartitionSpec()
-    carry_specs = jax.tree.map(
-        lambda ax: shared if ax is None else lanes, axes, is_leaf=lambda a: a is None
-    )
-    return jax.shard_map(
-        finish,
-        mesh=mesh,
-        in_specs=(carry_specs, lanes, shared, shared, shared),
-        out_specs=lanes,
-        check_vma=False,
-    )
+    return _per_device(finish, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
 
 
 def run_lanes(

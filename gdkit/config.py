@@ -296,9 +296,10 @@ def check_names(config: ExperimentConfig) -> None:
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
+    built = []
     for i, spec in enumerate(config.objectives):
         try:
-            build_objective(spec)
+            built.append(build_objective(spec))
         except ValueError as e:
             key, msg = _split_key(str(e), spec.name or "")
             m = re.search(r"has no parameter '(\w+)'", msg)
@@ -323,7 +324,7 @@ def check_names(config: ExperimentConfig) -> None:
                 sweep_values(value)
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
-        _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config)
+        _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config, built)
         _check_values(where, spec)
 
 
@@ -352,7 +353,7 @@ def _check_values(where: str, spec: OptimizerSpec) -> None:
                 build({k: float(x)})
 
 
-def _check_batch_sizes(where: str, value, config: ExperimentConfig) -> None:
+def _check_batch_sizes(where: str, value, config: ExperimentConfig, objectives: list) -> None:
     sizes = value if isinstance(value, list) else [value]
     if not sizes:
         raise ConfigError(f"{where}: give full, a size, or a list of them")
@@ -362,8 +363,7 @@ def _check_batch_sizes(where: str, value, config: ExperimentConfig) -> None:
     if any(b != "full" for b in sizes):
         if config.seeds is None:
             raise ConfigError(f"{where}: mini-batches need seeds (e.g. seeds: 4)")
-        for i, spec in enumerate(config.objectives):
-            obj = build_objective(spec)
+        for i, obj in enumerate(objectives):
             n = getattr(obj.data, "n", None)
             if obj.minibatch is None or n is None:
                 raise ConfigError(

@@ -34,8 +34,12 @@ COMPLETE = "meta.json"
 
 
 def slug(text: str) -> str:
-    """A file-name-safe version of an objective or optimizer label."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "x"
+    """A file-name-safe version of an objective or optimizer label (results/, plots/).
+
+    >>> slug("quadratic(dim=10, condition_number=100)")
+    'quadratic_dim=10_condition_number=100'
+    """
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("._")[:80] or "objective"
 
 
 def create(out: pathlib.Path, name: str, config_yaml: str, now=None) -> pathlib.Path:

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 
 from gdkit.objectives import Objective
 from gdkit.plots._basins import DIVERGED, ELSEWHERE, basin_radius, basins, classify
-from gdkit.plots._common import NotApplicable, save, slug
+from gdkit.plots._common import NotApplicable, save
 from gdkit.plots._contour import contour
 from gdkit.plots._epochs import epochs
 from gdkit.plots._fit import fit
@@ -40,6 +40,7 @@ from gdkit.plots._loss import loss
 from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
+from gdkit.rundir import slug
 
 KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 

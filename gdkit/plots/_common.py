@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -42,12 +41,6 @@ def save(fig: Figure, path: str | os.PathLike) -> pathlib.Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def slug(name: str) -> str:
-    """A file-name-safe version of an objective or optimizer name."""
-    s = re.sub(r"[^A-Za-z0-9._=-]+", "_", str(name)).strip("._")
-    return s[:80] or "objective"
 
 
 def colors(n: int) -> list:
