@@ -3,7 +3,14 @@
 Layout: every per-lane array has the lane axis first (x is [L, d], per-lane scalars [L]); the
 optimizer step is written for one lane and vmapped. Optimizer-state leaves that do not depend
 on the lane (step counts) stay shared scalars. The bookkeeping (divergence, best loss, steps
-to tol, last finite point) is elementwise code on [L] arrays that XLA fuses into the step.
+to tol) is elementwise code on [L] arrays that XLA fuses into the step.
+
+A diverged lane keeps stepping (its numbers go to inf / NaN, harming no other lane); the last
+finite point it is frozen at is found at the end by replaying it from its start (`finish`).
+Each array a step writes costs XLA:CPU one more pass over the lanes per step (it does not
+fuse kernels with several outputs), so a per-step copy of the last good point would cost
+~15% of the sweep, while the replay costs nothing for lanes that never diverge and at most
+the steps up to the divergence for those that do.
 
 Step t (0-based) evaluates f(x_t) and its gradient, does the bookkeeping for x_t, then
 applies the optimizer update to get x_{t+1}. `finish` evaluates x_T. So the losses seen are
@@ -55,19 +62,19 @@ def _optimizer(spec: Spec, hp: dict) -> optax.GradientTransformationExtraArgs:
     return optax.with_extra_args_support(opt)
 
 
-def _lane_update(spec: Spec, x, opt_state, key, hp, noise, bkey=None, t=0):
+def _lane_update(spec: Spec, x, opt_state, key, hp, noise, key0=None, t=0):
     """One optimizer step for one lane: returns (v, metric, x_new, state_new, key_new).
 
     v is always the full objective at x (what the bookkeeping and the history see); with
     mini-batches the gradient, `value` and `value_fn` the optimizer gets are the mini-batch's,
-    drawn from the lane's fixed key `bkey` and the step `t` (stateless, so resumable)."""
+    drawn from the lane's fixed key `key0` and the step `t` (stateless, so resumable)."""
     fn = spec.objective.fn
     if spec.batch_size is None:
         v, g = jax.value_and_grad(fn)(x)
         value, value_fn = v, fn
     else:
         b = spec.batch_size
-        value_fn = lambda z: spec.objective.minibatch(z, bkey, t, b)  # noqa: E731
+        value_fn = lambda z: spec.objective.minibatch(z, key0, t, b)  # noqa: E731
         value, g = jax.value_and_grad(value_fn)(x)
         v = fn(x)
     if spec.noise:
@@ -148,12 +155,33 @@ def carry_axes(spec: Spec, dim: int) -> dict:
         "x": 0,
         "opt_state": state_axes(spec, dim),
         "key": 0 if spec.keyed else None,
-        "bkey": 0 if spec.batch_size is not None else None,
+        "x0": 0,
+        "key0": 0 if spec.keyed else None,
         "thr": 0,
         "best": 0,
         "stt": 0,
         "div": 0,
-        "x_good": 0,
+    }
+
+
+def _start(spec: Spec, x0, lane_hp, fixed_hp, keys, thr) -> dict:
+    """The carry before step 0 (also where `finish` replays diverged lanes from)."""
+
+    def lane(x, hp_l):
+        return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
+
+    opt_state = jax.vmap(lane, out_axes=state_axes(spec, x0.shape[1]))(x0, lane_hp)
+    L = x0.shape[0]
+    return {
+        "x": x0,
+        "opt_state": opt_state,
+        "key": keys,  # advanced by every step (gradient noise)
+        "x0": x0,
+        "key0": keys,  # fixed: mini-batches are drawn from it and step t
+        "thr": thr,
+        "best": jnp.full((L,), jnp.inf, x0.dtype),
+        "stt": jnp.full((L,), NEVER, jnp.int32),
+        "div": jnp.full((L,), NEVER, jnp.int32),
     }
 
 
@@ -161,26 +189,10 @@ def make_init(spec: Spec):
     """(x0 [L,d], lane_hp, fixed_hp, keys [L,2] | None, thr_scale) -> carry."""
 
     def init(x0, lane_hp, fixed_hp, keys, thr_scale):
-        def lane(x, hp_l):
-            return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
-
-        axes = state_axes(spec, x0.shape[1])
-        opt_state = jax.vmap(lane, out_axes=axes)(x0, lane_hp)
         f0 = jax.vmap(spec.objective.fn)(x0)
         thr = thr_scale * jnp.maximum(1.0, jnp.abs(f0))
         thr = jnp.where(jnp.isfinite(thr), thr, jnp.inf).astype(x0.dtype)
-        L = x0.shape[0]
-        return {
-            "x": x0,
-            "opt_state": opt_state,
-            "key": keys,
-            "bkey": keys if spec.batch_size is not None else None,
-            "thr": thr,
-            "best": jnp.full((L,), jnp.inf, x0.dtype),
-            "stt": jnp.full((L,), NEVER, jnp.int32),
-            "div": jnp.full((L,), NEVER, jnp.int32),
-            "x_good": x0,
-        }
+        return _start(spec, x0, lane_hp, fixed_hp, keys, thr)
 
     return init
 
@@ -196,7 +208,7 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
     axes = state_axes(spec, carry["x"].shape[1])
     v, metric, x_new, opt_state, key = jax.vmap(
         lane, in_axes=(0, axes, 0, 0, 0), out_axes=(0, 0, 0, axes, 0)
-    )(carry["x"], carry["opt_state"], carry["key"], carry["bkey"], lane_hp)
+    )(carry["x"], carry["opt_state"], carry["key"], carry["key0"], lane_hp)
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
     div = jnp.minimum(carry["div"], jnp.where(ok, NEVER, t))
@@ -211,7 +223,6 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
         hit = jnp.zeros_like(alive)
     if spec.tol_metric is not None:
         c["stt"] = jnp.minimum(carry["stt"], jnp.where(hit, t, NEVER))
-    c["x_good"] = jnp.where(alive[:, None], carry["x"], carry["x_good"])
     c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
     return c, jnp.where(alive, v, jnp.nan), hit
 
@@ -258,12 +269,13 @@ def make_finish(spec: Spec):
 
     def finish(carry, lane_hp, fixed_hp, consts, t_end):
         c, v, hit = _step(spec, carry, t_end, lane_hp, fixed_hp, consts)
+        x_good = _last_good_point(spec, carry["x"], c, lane_hp, fixed_hp, consts)
         vg = jax.vmap(jax.value_and_grad(spec.objective.fn))
-        f_good, g_good = vg(c["x_good"])
+        f_good, g_good = vg(x_good)
         return {
             "final_loss": f_good,
             "best_loss": c["best"],
-            "final_x": c["x_good"],
+            "final_x": x_good,
             "final_grad_norm": jnp.sqrt(jnp.sum(g_good * g_good, axis=1)),
             "steps_to_tol": c["stt"],
             "diverged_step": c["div"],
@@ -274,6 +286,27 @@ def make_finish(spec: Spec):
     return finish
 
 
+def _last_good_point(spec: Spec, x_end, c, lane_hp, fixed_hp, consts):
+    """Every lane's last point before its divergence step (x_end for lanes that never
+    diverged, x0 for lanes whose start is already bad).
+
+    Lanes that diverged at step d >= 1 are replayed from their start with the same step, up
+    to x_{d-1}: a loop as long as the latest such divergence among these lanes (none: no
+    step at all)."""
+    div = c["div"]
+    x_good = jnp.where((div == 0)[:, None], c["x0"], x_end)
+    target = jnp.where((div != NEVER) & (div > 0), div - 1, -1)  # replay up to x_target
+    start = _start(spec, c["x0"], lane_hp, fixed_hp, c["key0"], c["thr"])
+
+    def body(s):
+        r, t, xg = s
+        xg = jnp.where((t == target)[:, None], r["x"], xg)
+        return _step(spec, r, t, lane_hp, fixed_hp, consts)[0], t + 1, xg
+
+    n = jnp.max(target, initial=-1) + 1
+    return jax.lax.while_loop(lambda s: s[1] < n, body, (start, jnp.int32(0), x_good))[2]
+
+
 def make_trajectory(spec: Spec, steps: int):
     """(carry, lane_hp, fixed_hp, consts) -> x path [T+1, K, d], loss path [T+1, K].
 
@@ -282,11 +315,14 @@ def make_trajectory(spec: Spec, steps: int):
     """
 
     def run(carry, lane_hp, fixed_hp, consts):
-        def body(c, t):
+        def body(s, t):
+            c, x_good = s
             c2, v, _ = _step(spec, c, t, lane_hp, fixed_hp, consts)
-            return c2, (c2["x_good"], v)
+            x_good = jnp.where((c2["div"] == NEVER)[:, None], c["x"], x_good)
+            return (c2, x_good), (x_good, v)
 
-        _c, (xs, vs) = jax.lax.scan(body, carry, jnp.arange(steps + 1, dtype=jnp.int32))
+        ts = jnp.arange(steps + 1, dtype=jnp.int32)
+        _s, (xs, vs) = jax.lax.scan(body, (carry, carry["x"]), ts)
         return xs, vs
 
     return run
