@@ -165,7 +165,6 @@ def test_a_diverging_lane_never_poisons_the_others():
     assert np.all(np.isfinite(r.final_x)) and r.diverged_step[4, 0] >= 1
 
 
-
 @pytest.mark.parametrize("noise", [None, 0.5])
 def test_a_diverged_lane_ends_at_its_own_last_good_point(noise):
     # The engine keeps no per-step copy of the last good point: it replays diverged lanes
