@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -102,16 +103,21 @@ def per_lane_bytes(
     return 4 * carry + (seg_blocks + 2) * dtype.itemsize + 8 * len(lane_hp_names)
 
 
-def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> int:
-    """Bytes of one lane's carry (x, optimizer state, bookkeeping)."""
+@functools.lru_cache(maxsize=256)
+def carry_shapes(spec: _kernel.Spec, dim: int, lane_hp_names: tuple[str, ...]):
+    """The carry of a single lane, as shapes (tracing `init` takes milliseconds: once)."""
     dtype = jnp.dtype(spec.dtype)
     x = jax.ShapeDtypeStruct((1, dim), dtype)
     hp = {n: jax.ShapeDtypeStruct((1,), dtype) for n in lane_hp_names}
     fixed = {n: jax.ShapeDtypeStruct((), dtype) for n in spec.fixed_names}
     keys = jax.ShapeDtypeStruct((1, 2), jnp.uint32) if spec.keyed else None
-    carry = jax.eval_shape(
-        _kernel.make_init(spec), x, hp, fixed, keys, jax.ShapeDtypeStruct((), dtype)
-    )
+    scale = jax.ShapeDtypeStruct((), dtype)
+    return jax.eval_shape(_kernel.make_init(spec), x, hp, fixed, keys, scale)
+
+
+def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> int:
+    """Bytes of one lane's carry (x, optimizer state, bookkeeping)."""
+    carry = carry_shapes(spec, dim, tuple(lane_hp_names))
     return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
 
 
@@ -207,7 +213,7 @@ def run_lanes(
         carry_sh = jax.tree.map(
             lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
             _kernel.carry_axes(spec, x0.shape[1]),
-            jax.eval_shape(init, *args),
+            carry_shapes(spec, x0.shape[1], tuple(lane_hp)),
             is_leaf=lambda ax: ax is None,
         )
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
