@@ -98,6 +98,44 @@ EXPERIMENTS = [
         "and tol steps as floats) instead of four arrays",
         "f_over_e": "79 M/s vs 204 M/s: the concatenate breaks XLA's fusion; not used",
     },
+    # second round (1 device, N=65,536, rates in M traj-steps/s; the floor ran at 351-388)
+    {
+        "what": "no per-step copy of the last good point: diverged lanes are replayed from "
+        "their start at the end, up to their divergence step (bit-identical to their path)",
+        "f_over_e": "197-209 -> 236-246 M/s (+18%); the replay costs nothing when no lane "
+        "diverges, at most the steps up to the latest divergence of a tile otherwise",
+    },
+    {
+        "what": "compile options for gdkit's programs: region-analysis copy insertion (drops "
+        "a per-step copy of x), then 512-bit vectors (A/B interleaved in one process)",
+        "f_over_e": "238 -> 257 -> 273 M/s (+8%, +6%); numbers unchanged (same tests pass)",
+    },
+    {
+        "what": "a lane's carry shapes traced once per program instead of three times a sweep",
+        "f_over_e": "fixed cost: a 4096-lane x 500-step sweep ran in 44 ms, now 16 ms",
+    },
+    {
+        "what": "the cost of each bookkeeping pass (hand-written harness, optax.adam, tile "
+        "2048): none / best loss only / best + steps-to-tol + divergence step / those packed "
+        "into one [L,2] int32 array / steps-to-tol and divergence in one event array / the "
+        "per-step loss written to a [k,L] buffer and reduced every k steps",
+        "f_over_e": "383 / 323 / 287 / 287 / 274 / 270-285 M/s: every extra pass over the "
+        "lanes that re-evaluates f costs ~15% of the step, packed or not; XLA:CPU fuses no "
+        "kernels with several outputs, so at least one such pass stays per step",
+    },
+    {
+        "what": "XLA:CPU multi-output fusion (xla_backend_extra_options="
+        "xla_cpu_use_multi_output_fusion=true; only settable process-wide, via XLA_FLAGS)",
+        "f_over_e": "floor 351 -> 536 M/s, gdkit 246 -> 286 M/s: the floor gains more, and "
+        "the flag would change every other program of the user's process; not used",
+    },
+    {
+        "what": "structure-of-arrays lanes (a tuple of coordinates, each an [L] array) and "
+        "coordinate-major [d,L] arrays instead of [L,d]",
+        "f_over_e": "hand-written Adam on coordinate tuples: 478 vs 359 (floor); through "
+        "optax with x stacked for the objective: 270; [d,L]: 288-299 vs 375-390 for [L,d]. "
+        "Not used",
+    },
 ]
 
 
