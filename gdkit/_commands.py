@@ -124,7 +124,7 @@ def _print_plan(console, cfg, jobs, backend) -> None:
     for job in jobs:
         d = job.objective.dim
         records = job.steps // (cfg.record_every or max(1, job.steps // 100)) + 1
-        # Device, per lane: the carry (x, optimizer state ~2x, last finite x, bookkeeping) in,
+        # Device, per lane: the carry (x, optimizer state ~2x, start x, bookkeeping) in,
         # out and in temporaries, plus a chunk of history. Host: the results and the history.
         device = 4 * (4 * d + 6) * size + 16 * size
         chunk_lanes = max(1, min(job.lanes, MEMORY_BUDGET // device))

@@ -6,7 +6,8 @@ on the lane (step counts) stay shared scalars. The bookkeeping (divergence, best
 to tol) is elementwise code on [L] arrays that XLA fuses into the step.
 
 A diverged lane keeps stepping (its numbers go to inf / NaN, harming no other lane); the last
-finite point it is frozen at is found at the end by replaying it from its start (`finish`).
+finite point it is frozen at is found at the end by replaying it from its start
+(`make_replay`).
 Each array a step writes costs XLA:CPU one more pass over the lanes per step (it does not
 fuse kernels with several outputs), so a per-step copy of the last good point would cost
 ~15% of the sweep, while the replay costs nothing for lanes that never diverge and at most
@@ -265,18 +266,19 @@ def make_chunk(spec: Spec, blocks: int, record_every: int):
 
 
 def make_finish(spec: Spec):
-    """(carry, lane_hp, fixed_hp, consts, T) -> per-lane outputs after the last step."""
+    """(carry, lane_hp, fixed_hp, consts, T) -> per-lane outputs after the last step.
+
+    Step T does the bookkeeping of x_T (its update is dropped). A lane that diverged at a
+    step d >= 1 gets x_T as a placeholder for its last good point x_{d-1}: `make_replay`
+    finds that one, in a program of its own that is compiled only for sweeps in which a lane
+    diverged (a copy of the step in this program would double its compile time)."""
 
     def finish(carry, lane_hp, fixed_hp, consts, t_end):
         c, v, hit = _step(spec, carry, t_end, lane_hp, fixed_hp, consts)
-        x_good = _last_good_point(spec, carry["x"], c, lane_hp, fixed_hp, consts)
-        vg = jax.vmap(jax.value_and_grad(spec.objective.fn))
-        f_good, g_good = vg(x_good)
+        x_good = jnp.where((c["div"] == 0)[:, None], c["x0"], carry["x"])
         return {
-            "final_loss": f_good,
+            **_at(spec, x_good),
             "best_loss": c["best"],
-            "final_x": x_good,
-            "final_grad_norm": jnp.sqrt(jnp.sum(g_good * g_good, axis=1)),
             "steps_to_tol": c["stt"],
             "diverged_step": c["div"],
             "final_hit": hit,
@@ -286,25 +288,41 @@ def make_finish(spec: Spec):
     return finish
 
 
-def _last_good_point(spec: Spec, x_end, c, lane_hp, fixed_hp, consts):
-    """Every lane's last point before its divergence step (x_end for lanes that never
-    diverged, x0 for lanes whose start is already bad).
+def _at(spec: Spec, x):
+    """The per-lane outputs at the final points x [L, d]."""
+    f, g = jax.vmap(jax.value_and_grad(spec.objective.fn))(x)
+    return {"final_x": x, "final_loss": f, "final_grad_norm": jnp.sqrt(jnp.sum(g * g, axis=1))}
 
-    Lanes that diverged at step d >= 1 are replayed from their start with the same step, up
-    to x_{d-1}: a loop as long as the latest such divergence among these lanes (none: no
-    step at all)."""
-    div = c["div"]
-    x_good = jnp.where((div == 0)[:, None], c["x0"], x_end)
-    target = jnp.where((div != NEVER) & (div > 0), div - 1, -1)  # replay up to x_target
-    start = _start(spec, c["x0"], lane_hp, fixed_hp, c["key0"], c["thr"])
 
-    def body(s):
-        r, t, xg = s
-        xg = jnp.where((t == target)[:, None], r["x"], xg)
-        return _step(spec, r, t, lane_hp, fixed_hp, consts)[0], t + 1, xg
+def needs_replay(diverged_step: np.ndarray) -> bool:
+    """Whether some lane diverged after its start (its last good point needs `make_replay`)."""
+    return bool(np.any((diverged_step >= 1) & (diverged_step != NEVER)))
 
-    n = jnp.max(target, initial=-1) + 1
-    return jax.lax.while_loop(lambda s: s[1] < n, body, (start, jnp.int32(0), x_good))[2]
+
+def make_replay(spec: Spec):
+    """(carry, lane_hp, fixed_hp, consts, T) -> final_x, final_loss, final_grad_norm, with
+    the final divergence steps in carry["div"] and x_T in carry["x"].
+
+    Lanes that diverged at a step d >= 1 are replayed from their start with the same step
+    up to x_{d-1}: as many steps as the latest such divergence among them. The others keep
+    x_T (never diverged) or x_0 (diverged at their start)."""
+
+    def replay(carry, lane_hp, fixed_hp, consts, t_end):
+        div = carry["div"]
+        x_good = jnp.where((div == 0)[:, None], carry["x0"], carry["x"])
+        target = jnp.where((div != NEVER) & (div > 0), div - 1, -1)  # replay up to x_target
+        start = _start(spec, carry["x0"], lane_hp, fixed_hp, carry["key0"], carry["thr"])
+
+        def body(s):
+            r, t, xg = s
+            xg = jnp.where((t == target)[:, None], r["x"], xg)
+            return _step(spec, r, t, lane_hp, fixed_hp, consts)[0], t + 1, xg
+
+        n = jnp.max(target, initial=-1) + 1
+        x_good = jax.lax.while_loop(lambda s: s[1] < n, body, (start, jnp.int32(0), x_good))[2]
+        return _at(spec, x_good)
+
+    return replay
 
 
 def make_trajectory(spec: Spec, steps: int):

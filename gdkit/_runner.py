@@ -156,11 +156,11 @@ def _sharded_chunk(spec, seg, dim, mesh, tile):
     return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes")))
 
 
-def _sharded_finish(spec, dim, mesh, tile):
-    """The end-of-sweep program: per device, tile by tile, like the chunks."""
-    axes = _kernel.carry_axes(spec, dim)
-    finish = _tiles.tiled_outputs(_kernel.make_finish(spec), axes, tile)
-    return _per_device(finish, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
+def _sharded_outputs(make, spec, dim, mesh, tile):
+    """An end-of-sweep program (`make(spec)`: finish or replay): per device, tile by tile,
+    like the chunks."""
+    fn = _tiles.tiled_outputs(make(spec), _kernel.carry_axes(spec, dim), tile)
+    return _per_device(fn, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
 
 
 def run_lanes(
@@ -203,6 +203,8 @@ def run_lanes(
     local = math.ceil(math.ceil(m / tile) / nd) * tile  # whole tiles per device
     size = local * nd
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
+    dim = x0.shape[1]
+    end_program = functools.partial(_sharded_outputs, spec=spec, dim=dim, mesh=mesh, tile=tile)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     outs: dict[str, list] = collections.defaultdict(list)
     for lo in range(0, n, size):
@@ -266,15 +268,14 @@ def run_lanes(
                     },
                 )
         a = (carry, args[1], fixed, cst, _put(np.int32(steps), mesh, lanes=False))
-        exe = _compiled(
-            (*base, "finish"),
-            lambda: _sharded_finish(spec, x0.shape[1], mesh, tile),
-            a,
-            False,
-            clock,
-        )
-        res = exe(*a)
-        res = {k: fetch(v)[:keep] for k, v in res.items()}
+        build = functools.partial(end_program, _kernel.make_finish)
+        out = _compiled((*base, "finish"), build, a, False, clock)(*a)
+        res = {k: fetch(v)[:keep] for k, v in out.items()}
+        if _kernel.needs_replay(res["diverged_step"]):
+            a = ({**carry, "div": out["diverged_step"]}, *a[1:])
+            build = functools.partial(end_program, _kernel.make_replay)
+            out = _compiled((*base, "replay"), build, a, False, clock)(*a)
+            res.update({k: fetch(v)[:keep] for k, v in out.items()})
         hist.append(res.pop("last_record")[None])
         outs["history"].append(np.concatenate(hist, axis=0).T)
         for k, v in res.items():
