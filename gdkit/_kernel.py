@@ -166,7 +166,7 @@ def carry_axes(spec: Spec, dim: int) -> dict:
 
 
 def _start(spec: Spec, x0, lane_hp, fixed_hp, keys, thr) -> dict:
-    """The carry before step 0 (also where `finish` replays diverged lanes from)."""
+    """The carry before step 0 (also where `make_replay` replays diverged lanes from)."""
 
     def lane(x, hp_l):
         return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
