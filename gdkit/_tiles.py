@@ -49,7 +49,13 @@ def map_tiles(f: Callable, xs, tile: int, out_axes):
 
     A `while` loop whose trip count XLA cannot see (an optimization barrier): with a visible
     count of 1 XLA inlines the body and fuses it differently, so one tile and many would round
-    differently. This way the tile body is one and the same compiled code in every run.
+    differently. For the same reason `f` neither reads a slice of `xs` nor writes into the
+    stitched outputs: XLA would fuse that slicing and writing into f's kernels when a device
+    has several tiles but not when its one tile is all of it, and fuse the rest differently
+    around them (XLA:CPU contracts a * b + c into one FMA only within a kernel, so kernel
+    boundaries change the last bits). Tiles and f's outputs travel as loop state instead:
+    iteration i runs f on tile i, takes tile i + 1 and stores the outputs of tile i - 1. This
+    way the tile body is one and the same compiled code in every run.
     """
     lanes = jax.tree.leaves(xs)[0].shape[0]
     if lanes % tile:
@@ -68,21 +74,27 @@ def map_tiles(f: Callable, xs, tile: int, out_axes):
 
     outs = jax.tree.map(alloc, one, axes)
 
-    def body(i, outs):
-        start = i * tile
-        part = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, tile, 0), xs)
-        new = f(part)
+    def take(i):  # tile i; past the end the last one again (dynamic slices clamp)
+        return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * tile, tile, 0), xs)
+
+    def store(outs, new, i):  # at i = -1 (nothing computed yet) it writes tile 0, later rewritten
         return jax.tree.map(
             lambda buf, v, ax: (
-                v if ax is None else jax.lax.dynamic_update_slice_in_dim(buf, v, start, ax)
+                v if ax is None else jax.lax.dynamic_update_slice_in_dim(buf, v, i * tile, ax)
             ),
             outs,
             new,
             axes,
         )
 
+    def body(i, state):
+        outs, part, prev = state
+        return store(outs, prev, i - 1), take(i + 1), f(part)
+
     count = jax.lax.optimization_barrier(jnp.asarray(n, jnp.int32))
-    return jax.lax.fori_loop(0, count, body, outs)
+    blank = jax.tree.map(lambda o: jnp.zeros(o.shape, o.dtype), one)
+    outs, _part, last = jax.lax.fori_loop(0, count, body, (outs, take(0), blank))
+    return store(outs, last, count - 1)
 
 
 def _broadcast_prefix(prefix, tree):
