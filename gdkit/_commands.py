@@ -101,10 +101,12 @@ def _select_platform(platform: str, dtype: str) -> str:
 
 
 def _print_plan(console, cfg, jobs, backend) -> None:
-    """The planned work: per sweep its lanes, lane chunks and (estimated) memory."""
+    """The planned work: per sweep its lanes, lane chunks and memory (`gdkit.sweep.plan`:
+    the numbers the engine itself would use)."""
     from rich.table import Table
 
-    from gdkit.sweep import MEMORY_BUDGET
+    from gdkit import experiment
+    from gdkit.sweep import plan
 
     cols = (
         "objective",
@@ -120,27 +122,19 @@ def _print_plan(console, cfg, jobs, backend) -> None:
     table = Table(title=f"plan: {cfg.name}  [{backend}, {cfg.dtype}]")
     for col in cols:
         table.add_column(col, justify="left" if col in cols[:3] else "right")
-    size = 8 if cfg.dtype == "float64" else 4
     for job in jobs:
-        d = job.objective.dim
-        records = job.steps // (cfg.record_every or max(1, job.steps // 100)) + 1
-        # Device, per lane: the carry (x, optimizer state ~2x, start x, bookkeeping) in,
-        # out and in temporaries, plus a chunk of history. Host: the results and the history.
-        device = 4 * (4 * d + 6) * size + 16 * size
-        chunk_lanes = max(1, min(job.lanes, MEMORY_BUDGET // device))
-        chunks = -(-job.lanes // chunk_lanes)
-        host = job.lanes * ((2 * d + 4) * size + 56 + records * size)
+        p = plan(**experiment.sweep_arguments(cfg, job))
         swept = ", ".join(f"{k}[{len(v)}]" for k, v in job.grid.items()) or "-"
         table.add_row(
             job.objective.name,
             job.optimizer,
             swept,
             str(len(job.x0)),
-            f"{job.lanes:,}",
+            f"{p.lanes:,}",
             str(job.steps),
-            str(chunks),
-            _bytes(chunk_lanes * device),
-            _bytes(host),
+            str(p.lane_chunks),
+            _bytes(p.device_bytes),
+            _bytes(p.host_bytes),
         )
     console.print(table)
     total = sum(j.lanes for j in jobs)

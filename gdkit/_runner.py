@@ -130,6 +130,29 @@ def carry_bytes(spec: _kernel.Spec, dim: int, lane_hp_names: Sequence[str]) -> i
     return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
 
 
+def chunk_layout(
+    spec: _kernel.Spec,
+    dim: int,
+    lane_hp_names: Sequence[str],
+    lanes: int,
+    lanes_per_chunk: int,
+    n_devices: int,
+    tile: int | None = None,
+) -> tuple[int, int]:
+    """-> (lanes per tile, lanes per chunk) for `lanes` lanes in chunks of at most about
+    `lanes_per_chunk` (rounded up to whole tiles on every device).
+
+    The tile shape follows from the lane count alone, never from the device count, and each
+    device runs whole tiles: lane i sits at position i % tile of a tile of the same shape
+    however many devices share the work, so it computes the same numbers on any of them."""
+    m = min(lanes_per_chunk, lanes)
+    if tile is None:
+        tile = _tiles.tile_size(carry_bytes(spec, dim, tuple(lane_hp_names)))
+    tile, _ = _tiles.plan(m, tile)
+    local = math.ceil(math.ceil(m / tile) / n_devices) * tile  # whole tiles per device
+    return tile, local * n_devices
+
+
 def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
     """`fn(carry, lane_hp, fixed_hp, consts, t)` run by every device on its own lanes
     (shard_map): per-lane carry leaves and `lane_hp` split over the mesh, the rest replicated;
@@ -191,17 +214,10 @@ def run_lanes(
     """
     dtype = jnp.dtype(spec.dtype)
     n = x0.shape[0]
-    nd = len(devices)
     mesh = Mesh(np.array(devices), ("lanes",))
-    # The tile shape follows from the lane count alone, never from the device count, and each
-    # device runs whole tiles: lane i sits at position i % tile of a tile of the same shape
-    # however many devices share the work, so it computes the same numbers on any of them.
-    m = min(lanes_per_chunk, n)
-    if tile is None:
-        tile = _tiles.tile_size(carry_bytes(spec, x0.shape[1], tuple(lane_hp)))
-    tile, _ = _tiles.plan(m, tile)
-    local = math.ceil(math.ceil(m / tile) / nd) * tile  # whole tiles per device
-    size = local * nd
+    tile, size = chunk_layout(
+        spec, x0.shape[1], tuple(lane_hp), n, lanes_per_chunk, len(devices), tile
+    )
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     dim = x0.shape[1]
     end_program = functools.partial(_sharded_outputs, spec=spec, dim=dim, mesh=mesh, tile=tile)

@@ -70,6 +70,22 @@ def hparams_of(job: Job) -> dict[str, object]:
     return {**optimizers.info(job.optimizer).hparams, **job.fixed}
 
 
+def sweep_arguments(config: ExperimentConfig, job: Job) -> dict[str, object]:
+    """The arguments of `gdkit.sweep` (and `gdkit.sweep.plan`) for one job."""
+    return {
+        "objective": job.objective,
+        "optimizer": job.optimizer,
+        "grid": {**job.grid, **job.fixed},
+        "x0": job.x0,
+        "steps": job.steps,
+        "seeds": job.seeds,
+        "tol": config.tol,
+        "record_every": config.record_every,
+        "dtype": config.dtype,
+        "noise": config.noise,
+    }
+
+
 def run(
     config: ExperimentConfig,
     *,
@@ -92,18 +108,9 @@ def run(
         result = finished(i, job) if finished is not None else None
         if result is None:
             result = sweep(
-                job.objective,
-                job.optimizer,
-                grid={**job.grid, **job.fixed},
-                x0=job.x0,
-                steps=job.steps,
-                seeds=job.seeds,
-                tol=config.tol,
-                record_every=config.record_every,
+                **sweep_arguments(config, job),
                 progress=progress,
                 trajectories="representative",
-                dtype=config.dtype,
-                noise=config.noise,
                 checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
             if on_result is not None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import time
@@ -93,6 +94,176 @@ def sweep(
     Returns:
       A `SweepResult` with axes (grid names..., "start", ["seed"]).
     """
+    p = _plan(
+        objective,
+        optimizer,
+        grid=grid,
+        steps=steps,
+        x0=x0,
+        seeds=seeds,
+        tol=tol,
+        record_every=record_every,
+        noise=noise,
+        divergence_threshold=divergence_threshold,
+        dtype=dtype,
+        devices=devices,
+        chunk_steps=chunk_steps,
+        unroll=unroll,
+        tile_lanes=tile_lanes,
+    )
+    clock = [0.0]
+    t_start = time.perf_counter()
+    out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
+    total = time.perf_counter() - t_start
+    result = _result(p, out, compile_time=clock[0], run_time=total - clock[0])
+    if trajectories is not None:
+        _add_trajectories(result, trajectories, p)
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will do, before it runs (`plan`): `gdkit run --dry-run` prints it."""
+
+    lanes: int
+    programs: int  # compiled sweeps: one per combination of structural values
+    lane_chunks: int  # lane chunks over all programs (each one a call of the programs)
+    device_bytes: int  # device memory of the largest lane chunk
+    host_bytes: int  # the results in host memory
+
+
+def plan(
+    objective: Objective | str,
+    optimizer: str | Callable[..., Any],
+    *,
+    memory_budget: int = MEMORY_BUDGET,
+    max_lanes_per_chunk: int | None = None,
+    **kw: Any,
+) -> SweepPlan:
+    """The lanes, programs, lane chunks and memory of `sweep(objective, optimizer, **kw)`,
+    without running it (the same checks: bad arguments raise the same errors)."""
+    kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
+    p = _plan(objective, optimizer, **kw)
+    chunks, device = 0, 0
+    for _ci, static, lanes in p.combos():
+        spec = p.spec(static)
+        per_lane, _cap, size = _chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)
+        chunks += -(-lanes.size // size)
+        device = max(device, per_lane * size)  # padded to whole tiles on every device
+    size = jnp.dtype(p.dtype).itemsize
+    records = len(_lanes.record_steps(p.segments, p.steps))
+    # final_x, final/best loss, grad norm; steps to tol, divergence step; status; history
+    per_lane = (p.obj.dim + 3) * size + 16 + 36 + records * size
+    return SweepPlan(p.n, len(p.combos()), chunks, device, p.n * per_lane)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A sweep's arguments, checked and resolved: its lanes and how to build their programs."""
+
+    obj: Objective
+    make: Callable[..., Any]
+    opt_name: str
+    opt_key: Any
+    g: _lanes.Grid
+    starts: np.ndarray  # [S, d]
+    seed_values: np.ndarray | None
+    axes: dict[str, np.ndarray]  # grid names..., "start", ["seed"]
+    index: np.ndarray  # [axes, L] the multi-index of every lane
+    x0_l: np.ndarray  # [L, d]
+    keys_l: np.ndarray | None  # [L, 2] uint32
+    consts: dict[str, float]
+    tol: float | None
+    tol_metric: str | None
+    noise: float | None
+    divergence_threshold: float
+    dtype: Any
+    residuals: bool
+    unroll: int
+    tile_lanes: int | None
+    steps: int
+    record_every: int
+    segments: list
+    devs: list
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape))
+
+    def pos(self, axis: str) -> int:
+        return list(self.axes).index(axis)
+
+    def static_values(self, lane: int) -> dict:
+        """The structural values (fixed and swept) of one lane."""
+        static = dict(self.g.static)
+        for a in self.g.static_axes:
+            static[a] = _py(self.g.axes[a][self.index[self.pos(a)][lane]])
+        return static
+
+    def combos(self) -> list[tuple[int, dict, np.ndarray]]:
+        """Every combination of the swept structural values: (number, values, its lanes)."""
+        out = []
+        g = self.g
+        values = itertools.product(*(range(len(g.axes[a])) for a in g.static_axes))
+        for ci, combo in enumerate(values):
+            static = dict(g.static)
+            sel = np.ones(self.n, bool)
+            for a, i in zip(g.static_axes, combo, strict=False):
+                static[a] = _py(g.axes[a][i])
+                sel &= self.index[self.pos(a)] == i
+            out.append((ci, static, np.flatnonzero(sel)))
+        return out
+
+    def hp(self, lanes: np.ndarray) -> dict[str, np.ndarray]:
+        """The swept float hyperparameters of these lanes."""
+        return {a: self.g.axes[a][self.index[self.pos(a)][lanes]] for a in self.g.traced_axes}
+
+    def keys(self, spec: _kernel.Spec, lanes: np.ndarray) -> np.ndarray | None:
+        return None if self.keys_l is None or not spec.keyed else self.keys_l[lanes]
+
+    def spec(self, static: dict) -> _kernel.Spec:
+        """The program of one combination of the structural values (batch size included)."""
+        static = dict(static)
+        batch = _resolve.batch_size(static.pop("batch_size", "full"), self.obj)
+        return _kernel.Spec(
+            self.obj,
+            self.make,
+            self.opt_key,
+            self.g.traced_axes,
+            tuple(self.g.fixed),
+            tuple(sorted(static.items(), key=lambda kv: kv[0])),
+            jnp.dtype(self.dtype).name,
+            self.tol_metric,
+            self.noise is not None,
+            self.unroll,
+            batch_size=batch,
+            residuals=self.residuals,
+        )
+
+
+def _plan(
+    objective,
+    optimizer,
+    *,
+    grid,
+    steps,
+    x0=None,
+    seeds=None,
+    tol=None,
+    record_every=None,
+    noise=None,
+    divergence_threshold=DIVERGENCE_THRESHOLD,
+    dtype=None,
+    devices=None,
+    chunk_steps=None,
+    unroll=1,
+    tile_lanes=None,
+) -> _Plan:
+    """Checks and resolves `sweep`'s arguments (see there)."""
     obj = _get_objective(objective) if isinstance(objective, str) else objective
     if not isinstance(obj, Objective):
         raise TypeError(f"sweep: objective must be an Objective or a name, got {objective!r}")
@@ -126,7 +297,6 @@ def sweep(
     n = int(np.prod(shape))
     index = np.indices(shape).reshape(len(shape), n)  # [axes, L] multi-index of every lane
     pos = {name: i for i, name in enumerate(axes)}
-    x0_l = starts[index[pos["start"]]]
     batch_sizes = g.axes.get("batch_size", [g.static.get("batch_size", "full")])
     batching = any(str(b) != "full" for b in batch_sizes)
     if batching and seed_values is None:
@@ -149,57 +319,74 @@ def sweep(
             [np.asarray(jax.random.key_data(jax.random.key(int(s)))) for s in seed_values]
         )
         keys_l = seed_keys[index[pos["seed"]]].astype(np.uint32)
-    tol_metric = None if tol is None else ("grad_norm" if obj.f_min is None else "gap")
-    consts = {
-        "tol": 0.0 if tol is None else float(tol),
-        "f_min": 0.0 if obj.f_min is None else obj.f_min,
-        "noise": 0.0 if noise is None else float(noise),
-    }
+    return _Plan(
+        obj=obj,
+        make=make,
+        opt_name=opt_name,
+        opt_key=opt_key,
+        g=g,
+        starts=starts,
+        seed_values=seed_values,
+        axes=axes,
+        index=index,
+        x0_l=starts[index[pos["start"]]],
+        keys_l=keys_l,
+        consts={
+            "tol": 0.0 if tol is None else float(tol),
+            "f_min": 0.0 if obj.f_min is None else obj.f_min,
+            "noise": 0.0 if noise is None else float(noise),
+        },
+        tol=None if tol is None else float(tol),
+        tol_metric=None if tol is None else ("grad_norm" if obj.f_min is None else "gap"),
+        noise=noise,
+        divergence_threshold=float(divergence_threshold),
+        dtype=dtype,
+        residuals=residuals,
+        unroll=unroll,
+        tile_lanes=tile_lanes,
+        steps=steps,
+        record_every=r,
+        segments=segments,
+        devs=devs,
+    )
 
-    def make_spec(static: dict) -> _kernel.Spec:
-        """The program of one combination of the structural values (batch size included)."""
-        static = dict(static)
-        batch = _resolve.batch_size(static.pop("batch_size", "full"), obj)
-        return _kernel.Spec(
-            obj,
-            make,
-            opt_key,
-            g.traced_axes,
-            tuple(g.fixed),
-            tuple(sorted(static.items(), key=lambda kv: kv[0])),
-            jnp.dtype(dtype).name,
-            tol_metric,
-            noise is not None,
-            unroll,
-            batch_size=batch,
-            residuals=residuals,
-        )
 
+def _chunking(p: _Plan, spec, lanes: int, memory_budget: int, max_lanes_per_chunk) -> tuple:
+    """-> (device bytes per lane, the most lanes a chunk may have, the lanes a chunk has
+    (padded to whole tiles on every device)) for a program's `lanes` lanes."""
+    per_lane = _runner.per_lane_bytes(spec, p.obj.dim, p.g.traced_axes, p.segments[0].blocks)
+    cap = max(1, memory_budget // per_lane)
+    if max_lanes_per_chunk is not None:
+        cap = min(cap, int(max_lanes_per_chunk))
+    dim, names = p.obj.dim, p.g.traced_axes
+    _tile, size = _runner.chunk_layout(spec, dim, names, lanes, cap, len(p.devs), p.tile_lanes)
+    return per_lane, cap, size
+
+
+def _run(p: _Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint) -> dict:
+    """Runs every program's lanes (resuming from `checkpoint`): flat per-lane outputs."""
     out = {}
-    clock = [0.0]
-    t_start = time.perf_counter()
-    combos = list(itertools.product(*(range(len(g.axes[a])) for a in g.static_axes)))
     key = saved = None
     if checkpoint is not None:
         key = _checkpoint.fingerprint(
-            obj.name,
-            opt_key,
-            {k: np.asarray(v) for k, v in g.axes.items()},
-            g.fixed,
-            g.static,
-            starts,
-            seed_values,
-            steps,
-            tol,
-            r,
-            jnp.dtype(dtype).name,
-            noise,
-            divergence_threshold,
-            len(devs),
-            tile_lanes,
+            p.obj.name,
+            p.opt_key,
+            {k: np.asarray(v) for k, v in p.g.axes.items()},
+            p.g.fixed,
+            p.g.static,
+            p.starts,
+            p.seed_values,
+            p.steps,
+            p.tol,
+            p.record_every,
+            jnp.dtype(p.dtype).name,
+            p.noise,
+            p.divergence_threshold,
+            len(p.devs),
+            p.tile_lanes,
             memory_budget,
             max_lanes_per_chunk,
-            chunk_steps,
+            [s.steps for s in p.segments],
         )
         saved = checkpoint.load(key)
     start_combo, inner = 0, None
@@ -213,52 +400,46 @@ def sweep(
             "carry": [arrays[f"carry_{i}"] for i in range(meta["n_carry"])],
             "hist": [arrays[f"hist_{i}"] for i in range(meta["n_hist"])],
         }
-    with _progress(progress, steps * n, f"{obj.name} / {opt_name}") as advance:
-        for ci, combo in enumerate(combos):
-            static = dict(g.static)
-            sel = np.ones(n, bool)
-            for a, i in zip(g.static_axes, combo, strict=False):
-                static[a] = _py(g.axes[a][i])
-                sel &= index[pos[a]] == i
-            lanes = np.flatnonzero(sel)
+    with _progress(progress, p.steps * p.n, f"{p.obj.name} / {p.opt_name}") as advance:
+        for ci, static, lanes in p.combos():
             if ci < start_combo:  # finished before an interruption: its outputs are in `out`
-                advance(steps * lanes.size)
+                advance(p.steps * lanes.size)
                 continue
             resume = inner if ci == start_combo else None
             first = 0 if resume is None else resume["lo"]
-            spec = make_spec(static)
-            hp_l = {a: g.axes[a][index[pos[a]][lanes]] for a in g.traced_axes}
-            per_lane = _runner.per_lane_bytes(spec, obj.dim, g.traced_axes, segments[0].blocks)
-            cap = max(1, memory_budget // per_lane)
-            if max_lanes_per_chunk is not None:
-                cap = min(cap, int(max_lanes_per_chunk))
+            spec = p.spec(static)
+            cap = _chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)[1]
             res = _runner.run_lanes(
                 spec,
-                x0_l[lanes],
-                hp_l,
-                g.fixed,
-                None if keys_l is None or not spec.keyed else keys_l[lanes],
-                consts,
-                divergence_threshold,
-                segments,
-                steps,
-                devs,
+                p.x0_l[lanes],
+                p.hp(lanes),
+                p.g.fixed,
+                p.keys(spec, lanes),
+                p.consts,
+                p.divergence_threshold,
+                p.segments,
+                p.steps,
+                p.devs,
                 cap,
                 advance,
                 clock,
-                tile_lanes,
+                p.tile_lanes,
                 resume,
                 None
                 if checkpoint is None
                 else functools.partial(
-                    _checkpoint.snapshot, checkpoint, key, out, n, ci, lanes[first:]
+                    _checkpoint.snapshot, checkpoint, key, out, p.n, ci, lanes[first:]
                 ),
             )
-            _checkpoint.merge(out, n, lanes[first:], res)
+            _checkpoint.merge(out, p.n, lanes[first:], res)
     if checkpoint is not None:
         checkpoint.clear()
-    total = time.perf_counter() - t_start
+    return out
 
+
+def _result(p: _Plan, out: dict, **times) -> SweepResult:
+    """The per-lane outputs as a SweepResult: statuses, and arrays shaped by the axes."""
+    shape = p.shape
     stt = out["steps_to_tol"].astype(np.int64)
     div = out["diverged_step"].astype(np.int64)
     diverged = div != _kernel.NEVER
@@ -267,51 +448,33 @@ def sweep(
     converged = (stt != _kernel.NEVER) & ~diverged & out["final_hit"]
     stt = np.where(converged, stt, -1)
     status = np.where(diverged, "diverged", np.where(converged, "converged", "max_steps"))
-    result = SweepResult(
-        objective=obj.name,
-        optimizer=opt_name,
-        fixed={**g.fixed, **g.static, **({"noise": noise} if noise is not None else {})},
-        axes=axes,
-        starts=starts,
-        steps=steps,
-        tol=None if tol is None else float(tol),
-        tol_metric="none" if tol_metric is None else tol_metric,
-        f_min=obj.f_min,
-        dtype=jnp.dtype(dtype).name,
-        divergence_threshold=float(divergence_threshold),
+    noise = {"noise": p.noise} if p.noise is not None else {}
+    return SweepResult(
+        objective=p.obj.name,
+        optimizer=p.opt_name,
+        fixed={**p.g.fixed, **p.g.static, **noise},
+        axes=p.axes,
+        starts=p.starts,
+        steps=p.steps,
+        tol=p.tol,
+        tol_metric="none" if p.tol_metric is None else p.tol_metric,
+        f_min=p.obj.f_min,
+        dtype=jnp.dtype(p.dtype).name,
+        divergence_threshold=p.divergence_threshold,
         final_loss=out["final_loss"].reshape(shape),
         best_loss=out["best_loss"].reshape(shape),
-        final_x=out["final_x"].reshape(*shape, obj.dim),
+        final_x=out["final_x"].reshape(*shape, p.obj.dim),
         final_grad_norm=out["final_grad_norm"].reshape(shape),
         steps_to_tol=stt.reshape(shape),
         status=status.astype("<U9").reshape(shape),
         diverged_step=np.where(diverged, div, -1).reshape(shape),
         history=out["history"].reshape(*shape, -1),
-        history_steps=_lanes.record_steps(segments, steps),
-        compile_time=clock[0],
-        run_time=total - clock[0],
+        history_steps=_lanes.record_steps(p.segments, p.steps),
+        **times,
     )
-    if trajectories is not None:
-        _add_trajectories(
-            result,
-            trajectories,
-            obj,
-            make_spec,
-            g,
-            index,
-            pos,
-            x0_l,
-            keys_l,
-            consts,
-            divergence_threshold,
-            dtype,
-        )
-    return result
 
 
-def _add_trajectories(
-    result, which, obj, make_spec, g, index, pos, x0_l, keys_l, consts, thr, dtype
-):
+def _add_trajectories(result: SweepResult, which, p: _Plan) -> None:
     if isinstance(which, str):
         if which not in ("best", "representative"):
             raise ValueError(
@@ -325,17 +488,20 @@ def _add_trajectories(
         lanes = np.asarray(which, dtype=np.int64).reshape(-1)
         if lanes.size and (lanes.min() < 0 or lanes.max() >= result.lanes):
             raise ValueError(f"sweep: trajectories lane indices must be in [0, {result.lanes})")
-    xs = np.empty((lanes.size, result.steps + 1, obj.dim), dtype)
-    vs = np.empty((lanes.size, result.steps + 1), dtype)
+    xs = np.empty((lanes.size, result.steps + 1, p.obj.dim), p.dtype)
+    vs = np.empty((lanes.size, result.steps + 1), p.dtype)
     for j, lane in enumerate(lanes):
-        static = dict(g.static)
-        for a in g.static_axes:
-            static[a] = _py(g.axes[a][index[pos[a]][lane]])
-        spec = make_spec(static)
-        hp = {a: g.axes[a][index[pos[a]][[lane]]] for a in g.traced_axes}
-        keys = None if keys_l is None or not spec.keyed else keys_l[[lane]]
+        spec = p.spec(p.static_values(lane))
+        one = lanes[j : j + 1]
         x, v = _runner.run_trajectories(
-            spec, x0_l[[lane]], hp, g.fixed, keys, consts, thr, result.steps
+            spec,
+            p.x0_l[one],
+            p.hp(one),
+            p.g.fixed,
+            p.keys(spec, one),
+            p.consts,
+            p.divergence_threshold,
+            result.steps,
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs

@@ -449,3 +449,31 @@ def test_same_numbers_on_two_and_three_devices():
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads(proc.stdout))
     assert runs[0] == runs[1]
+
+
+def test_plan_tells_the_lanes_programs_and_chunks_a_sweep_runs(monkeypatch):
+    from gdkit import _kernel
+    from gdkit.sweep import plan
+
+    kw = dict(
+        grid={
+            "learning_rate": np.geomspace(1e-3, 0.1, 250),
+            "nesterov": [False, True],
+            "momentum": 0.9,
+        },
+        x0=[[-1.2, 1.0], [0.0, 0.0]],
+        steps=20,
+        max_lanes_per_chunk=300,
+    )
+    p = plan("rosenbrock", optax.sgd, **kw)
+    assert (p.lanes, p.programs) == (1000, 2)  # nesterov is structural: two programs
+    inits = []
+    make_init = _kernel.make_init
+    monkeypatch.setattr(_kernel, "make_init", lambda spec: inits.append(spec) or make_init(spec))
+    r = sweep("rosenbrock", optax.sgd, progress=False, devices=None, **kw)
+    assert r.lanes == p.lanes and len(inits) == p.lane_chunks  # one init per lane chunk
+    assert p.lane_chunks >= 2 * -(-500 // 300)
+    per_lane = p.device_bytes / 320  # 300 lanes, padded to whole tiles of 32 lanes
+    assert 50 < per_lane < 1000 and p.host_bytes > 1000 * (2 * 4 + 8)
+    with pytest.raises(ValueError, match="steps"):
+        plan("rosenbrock", "gd", grid={"learning_rate": [0.1]}, steps=0)
