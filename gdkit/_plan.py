@@ -1,0 +1,265 @@
+"""A sweep's arguments checked and resolved into its lanes, programs and lane chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdkit import _kernel, _lanes, _resolve, _runner
+from gdkit.objectives import Objective
+from gdkit.objectives import get as _get_objective
+
+DIVERGENCE_THRESHOLD = 1e12
+MEMORY_BUDGET = 4 * 2**30  # bytes of device memory a lane chunk may use
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep will do, before it runs (`plan`): `gdkit run --dry-run` prints it."""
+
+    lanes: int
+    programs: int  # compiled sweeps: one per combination of structural values
+    lane_chunks: int  # lane chunks over all programs (each one a call of the programs)
+    device_bytes: int  # device memory of the largest lane chunk
+    host_bytes: int  # the results in host memory
+
+
+def plan(
+    objective: Objective | str,
+    optimizer: str | Callable[..., Any],
+    *,
+    memory_budget: int = MEMORY_BUDGET,
+    max_lanes_per_chunk: int | None = None,
+    **kw: Any,
+) -> SweepPlan:
+    """The lanes, programs, lane chunks and memory of `sweep(objective, optimizer, **kw)`,
+    without running it (the same checks: bad arguments raise the same errors)."""
+    kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
+    p = resolve(objective, optimizer, **kw)
+    chunks, device = 0, 0
+    for _ci, static, lanes in p.combos():
+        spec = p.spec(static)
+        per_lane, _cap, size = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)
+        chunks += -(-lanes.size // size)
+        device = max(device, per_lane * size)  # padded to whole tiles on every device
+    size = jnp.dtype(p.dtype).itemsize
+    records = len(_lanes.record_steps(p.segments, p.steps))
+    # final_x, final/best loss, grad norm; steps to tol, divergence step; status; history
+    per_lane = (p.obj.dim + 3) * size + 16 + 36 + records * size
+    return SweepPlan(p.n, len(p.combos()), chunks, device, p.n * per_lane)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A sweep's arguments, checked and resolved: its lanes and how to build their programs."""
+
+    obj: Objective
+    make: Callable[..., Any]
+    opt_name: str
+    opt_key: Any
+    g: _lanes.Grid
+    starts: np.ndarray  # [S, d]
+    seed_values: np.ndarray | None
+    axes: dict[str, np.ndarray]  # grid names..., "start", ["seed"]
+    index: np.ndarray  # [axes, L] the multi-index of every lane
+    x0_l: np.ndarray  # [L, d]
+    keys_l: np.ndarray | None  # [L, 2] uint32
+    consts: dict[str, float]
+    tol: float | None
+    tol_metric: str | None
+    noise: float | None
+    divergence_threshold: float
+    dtype: Any
+    residuals: bool
+    unroll: int
+    tile_lanes: int | None
+    steps: int
+    record_every: int
+    segments: list
+    devs: list
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values())
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape))
+
+    def pos(self, axis: str) -> int:
+        return list(self.axes).index(axis)
+
+    def static_values(self, lane: int) -> dict:
+        """The structural values (fixed and swept) of one lane."""
+        static = dict(self.g.static)
+        for a in self.g.static_axes:
+            static[a] = _py(self.g.axes[a][self.index[self.pos(a)][lane]])
+        return static
+
+    def combos(self) -> list[tuple[int, dict, np.ndarray]]:
+        """Every combination of the swept structural values: (number, values, its lanes)."""
+        out = []
+        g = self.g
+        values = itertools.product(*(range(len(g.axes[a])) for a in g.static_axes))
+        for ci, combo in enumerate(values):
+            static = dict(g.static)
+            sel = np.ones(self.n, bool)
+            for a, i in zip(g.static_axes, combo, strict=False):
+                static[a] = _py(g.axes[a][i])
+                sel &= self.index[self.pos(a)] == i
+            out.append((ci, static, np.flatnonzero(sel)))
+        return out
+
+    def hp(self, lanes: np.ndarray) -> dict[str, np.ndarray]:
+        """The swept float hyperparameters of these lanes."""
+        return {a: self.g.axes[a][self.index[self.pos(a)][lanes]] for a in self.g.traced_axes}
+
+    def keys(self, spec: _kernel.Spec, lanes: np.ndarray) -> np.ndarray | None:
+        return None if self.keys_l is None or not spec.keyed else self.keys_l[lanes]
+
+    def spec(self, static: dict) -> _kernel.Spec:
+        """The program of one combination of the structural values (batch size included)."""
+        static = dict(static)
+        batch = _resolve.batch_size(static.pop("batch_size", "full"), self.obj)
+        return _kernel.Spec(
+            self.obj,
+            self.make,
+            self.opt_key,
+            self.g.traced_axes,
+            tuple(self.g.fixed),
+            tuple(sorted(static.items(), key=lambda kv: kv[0])),
+            jnp.dtype(self.dtype).name,
+            self.tol_metric,
+            self.noise is not None,
+            self.unroll,
+            batch_size=batch,
+            residuals=self.residuals,
+        )
+
+
+def resolve(
+    objective,
+    optimizer,
+    *,
+    grid,
+    steps,
+    x0=None,
+    seeds=None,
+    tol=None,
+    record_every=None,
+    noise=None,
+    divergence_threshold=DIVERGENCE_THRESHOLD,
+    dtype=None,
+    devices=None,
+    chunk_steps=None,
+    unroll=1,
+    tile_lanes=None,
+) -> Plan:
+    """Checks and resolves `sweep`'s arguments (see there)."""
+    obj = _get_objective(objective) if isinstance(objective, str) else objective
+    if not isinstance(obj, Objective):
+        raise TypeError(f"sweep: objective must be an Objective or a name, got {objective!r}")
+    make, opt_name, opt_key = _resolve.optimizer(optimizer)
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"sweep: steps must be an integer >= 1, got {steps!r}")
+    steps = int(steps)
+    if tol is not None and not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"sweep: tol must be a finite number >= 0 or None, got {tol!r}")
+    if not divergence_threshold > 0:
+        raise ValueError(f"sweep: divergence_threshold must be > 0, got {divergence_threshold}")
+    dtype = _resolve.dtype(dtype)
+    g = _lanes.parse_grid(grid)
+    starts = _lanes.parse_starts(x0, obj.x0, obj.dim)
+    seed_values = _lanes.parse_seeds(seeds)
+    if noise is not None and seed_values is None:
+        raise ValueError("sweep: noise needs seeds (e.g. seeds=4) to draw gradient noise")
+    r = _lanes.default_record_every(steps) if record_every is None else int(record_every)
+    if tile_lanes is not None and not (isinstance(tile_lanes, int) and tile_lanes >= 1):
+        raise ValueError(f"sweep: tile_lanes must be an integer >= 1 or None, got {tile_lanes!r}")
+    if not 1 <= r <= steps:
+        raise ValueError(f"sweep: record_every must be in [1, steps={steps}], got {record_every}")
+    segments = _lanes.plan_segments(steps, r, chunk_steps)
+    devs = _runner.resolve_devices(devices)
+
+    axes = dict(g.axes)
+    axes["start"] = np.arange(len(starts))
+    if seed_values is not None:
+        axes["seed"] = seed_values
+    shape = tuple(len(v) for v in axes.values())
+    n = int(np.prod(shape))
+    index = np.indices(shape).reshape(len(shape), n)  # [axes, L] multi-index of every lane
+    pos = {name: i for i, name in enumerate(axes)}
+    batch_sizes = g.axes.get("batch_size", [g.static.get("batch_size", "full")])
+    batching = any(str(b) != "full" for b in batch_sizes)
+    if batching and seed_values is None:
+        raise ValueError(
+            "sweep: batch_size needs seeds (e.g. seeds=4): each seed draws its own mini-batches"
+        )
+    for b in batch_sizes:
+        _resolve.batch_size(_py(b), obj)
+    residuals = _resolve.needs_residuals(optimizer)
+    if residuals and obj.residual_fn is None:
+        raise ValueError(
+            f"sweep: {opt_name} is a least-squares method and needs the "
+            f"objective's residuals; {obj.name} has no residual_fn"
+        )
+    if residuals and batching:
+        raise ValueError(f"sweep: {opt_name} works on the full batch (batch_size: full)")
+    keys_l = None
+    if noise is not None or batching:
+        seed_keys = np.stack(
+            [np.asarray(jax.random.key_data(jax.random.key(int(s)))) for s in seed_values]
+        )
+        keys_l = seed_keys[index[pos["seed"]]].astype(np.uint32)
+    return Plan(
+        obj=obj,
+        make=make,
+        opt_name=opt_name,
+        opt_key=opt_key,
+        g=g,
+        starts=starts,
+        seed_values=seed_values,
+        axes=axes,
+        index=index,
+        x0_l=starts[index[pos["start"]]],
+        keys_l=keys_l,
+        consts={
+            "tol": 0.0 if tol is None else float(tol),
+            "f_min": 0.0 if obj.f_min is None else obj.f_min,
+            "noise": 0.0 if noise is None else float(noise),
+        },
+        tol=None if tol is None else float(tol),
+        tol_metric=None if tol is None else ("grad_norm" if obj.f_min is None else "gap"),
+        noise=noise,
+        divergence_threshold=float(divergence_threshold),
+        dtype=dtype,
+        residuals=residuals,
+        unroll=unroll,
+        tile_lanes=tile_lanes,
+        steps=steps,
+        record_every=r,
+        segments=segments,
+        devs=devs,
+    )
+
+
+def chunking(p: Plan, spec, lanes: int, memory_budget: int, max_lanes_per_chunk) -> tuple:
+    """-> (device bytes per lane, the most lanes a chunk may have, the lanes a chunk has
+    (padded to whole tiles on every device)) for a program's `lanes` lanes."""
+    per_lane = _runner.per_lane_bytes(spec, p.obj.dim, p.g.traced_axes, p.segments[0].blocks)
+    cap = max(1, memory_budget // per_lane)
+    if max_lanes_per_chunk is not None:
+        cap = min(cap, int(max_lanes_per_chunk))
+    dim, names = p.obj.dim, p.g.traced_axes
+    _tile, size = _runner.chunk_layout(spec, dim, names, lanes, cap, len(p.devs), p.tile_lanes)
+    return per_lane, cap, size
+
+
+def _py(v):
+    return v.item() if isinstance(v, np.generic) else v
