@@ -210,6 +210,15 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
     v, metric, x_new, opt_state, key = jax.vmap(
         lane, in_axes=(0, axes, 0, 0, 0), out_axes=(0, 0, 0, axes, 0)
     )(carry["x"], carry["opt_state"], carry["key"], carry["key0"], lane_hp)
+    c, recorded, hit = _bookkeeping(spec, carry, v, metric, t, consts)
+    c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
+    return c, recorded, hit
+
+
+def _bookkeeping(spec: Spec, carry, v, metric, t, consts):
+    """Divergence, best loss and steps to tol, given the loss v of x_t and its tol metric.
+
+    Returns (carry, loss of x_t or NaN once diverged, whether x_t is within tol)."""
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
     div = jnp.minimum(carry["div"], jnp.where(ok, NEVER, t))
@@ -224,7 +233,6 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
         hit = jnp.zeros_like(alive)
     if spec.tol_metric is not None:
         c["stt"] = jnp.minimum(carry["stt"], jnp.where(hit, t, NEVER))
-    c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
     return c, jnp.where(alive, v, jnp.nan), hit
 
 
@@ -268,13 +276,14 @@ def make_chunk(spec: Spec, blocks: int, record_every: int):
 def make_finish(spec: Spec):
     """(carry, lane_hp, fixed_hp, consts, T) -> per-lane outputs after the last step.
 
-    Step T does the bookkeeping of x_T (its update is dropped). A lane that diverged at a
-    step d >= 1 gets x_T as a placeholder for its last good point x_{d-1}: `make_replay`
-    finds that one, in a program of its own that is compiled only for sweeps in which a lane
-    diverged (a copy of the step in this program would double its compile time)."""
+    It does the bookkeeping of x_T, without a step (no optimizer update, so the program
+    compiles fast). A lane that diverged at a step d >= 1 gets x_T as a placeholder for its
+    last good point x_{d-1}: `make_replay` finds that one, in a program of its own that is
+    compiled only for sweeps in which a lane diverged."""
 
     def finish(carry, lane_hp, fixed_hp, consts, t_end):
-        c, v, hit = _step(spec, carry, t_end, lane_hp, fixed_hp, consts)
+        v, metric = jax.vmap(functools.partial(_measure, spec))(carry["x"])
+        c, v, hit = _bookkeeping(spec, carry, v, metric, t_end, consts)
         x_good = jnp.where((c["div"] == 0)[:, None], c["x0"], carry["x"])
         return {
             **_at(spec, x_good),
@@ -286,6 +295,16 @@ def make_finish(spec: Spec):
         }
 
     return finish
+
+
+def _measure(spec: Spec, x):
+    """The loss of one lane's x and its tol metric, as `_lane_update` measures them."""
+    fn = spec.objective.fn
+    if spec.tol_metric == "grad_norm":
+        v, g = jax.value_and_grad(fn)(x)
+        return v, jnp.sum(g * g)
+    v = fn(x)
+    return v, v
 
 
 def _at(spec: Spec, x):
