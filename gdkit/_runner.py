@@ -213,14 +213,11 @@ def run_lanes(
     and the chunk `lo` continues from its saved carry at segment `seg`, bit for bit.
     """
     dtype = jnp.dtype(spec.dtype)
-    n = x0.shape[0]
+    n, dim = x0.shape
     mesh = Mesh(np.array(devices), ("lanes",))
-    tile, size = chunk_layout(
-        spec, x0.shape[1], tuple(lane_hp), n, lanes_per_chunk, len(devices), tile
-    )
-    fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
-    dim = x0.shape[1]
+    tile, size = chunk_layout(spec, dim, tuple(lane_hp), n, lanes_per_chunk, len(devices), tile)
     end_program = functools.partial(_sharded_outputs, spec=spec, dim=dim, mesh=mesh, tile=tile)
+    fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     outs: dict[str, list] = collections.defaultdict(list)
     for lo in range(0, n, size):
@@ -235,12 +232,12 @@ def run_lanes(
             None if keys is None else _put(keys[idx], mesh),
             _put(thr_scale, mesh, lanes=False, dtype=dtype),
         )
-        base = (spec, size, x0.shape[1], tuple(devices), tile)
+        base = (spec, size, dim, tuple(devices), tile)
         init = _kernel.make_init(spec)
         carry_sh = jax.tree.map(
             lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
-            _kernel.carry_axes(spec, x0.shape[1]),
-            carry_shapes(spec, x0.shape[1], tuple(lane_hp)),
+            _kernel.carry_axes(spec, dim),
+            carry_shapes(spec, dim, tuple(lane_hp)),
             is_leaf=lambda ax: ax is None,
         )
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
@@ -263,7 +260,7 @@ def run_lanes(
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
             exe = _compiled(
                 (*base, "chunk", seg.blocks, seg.record_every),
-                lambda s=seg: _sharded_chunk(spec, s, x0.shape[1], mesh, tile),
+                lambda s=seg: _sharded_chunk(spec, s, dim, mesh, tile),
                 a,
                 True,
                 clock,
