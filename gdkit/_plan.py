@@ -43,7 +43,8 @@ def plan(
     kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
     p = resolve(objective, optimizer, **kw)
     chunks, device = 0, 0
-    for _ci, static, lanes in p.combos():
+    combos = p.combos()
+    for _ci, static, lanes in combos:
         spec = p.spec(static)
         per_lane, _cap, size = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)
         chunks += -(-lanes.size // size)
@@ -52,7 +53,7 @@ def plan(
     records = len(_lanes.record_steps(p.segments, p.steps))
     # final_x, final/best loss, grad norm; steps to tol, divergence step; status; history
     per_lane = (p.obj.dim + 3) * size + 16 + 36 + records * size
-    return SweepPlan(p.n, len(p.combos()), chunks, device, p.n * per_lane)
+    return SweepPlan(p.n, len(combos), chunks, device, p.n * per_lane)
 
 
 @dataclasses.dataclass(frozen=True)
