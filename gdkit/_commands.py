@@ -122,8 +122,8 @@ def _print_plan(console, cfg, jobs, backend) -> None:
     table = Table(title=f"plan: {cfg.name}  [{backend}, {cfg.dtype}]")
     for col in cols:
         table.add_column(col, justify="left" if col in cols[:3] else "right")
-    for job in jobs:
-        p = plan(**experiment.sweep_arguments(cfg, job))
+    plans = [plan(**experiment.sweep_arguments(cfg, job)) for job in jobs]
+    for job, p in zip(jobs, plans, strict=True):
         swept = ", ".join(f"{k}[{len(v)}]" for k, v in job.grid.items()) or "-"
         table.add_row(
             job.objective.name,
@@ -137,10 +137,10 @@ def _print_plan(console, cfg, jobs, backend) -> None:
             _bytes(p.host_bytes),
         )
     console.print(table)
-    total = sum(j.lanes for j in jobs)
     console.print(
-        f"{len(jobs)} compiled sweeps, {total:,} lanes, "
-        f"{sum(j.lanes * j.steps for j in jobs):,} trajectory-steps"
+        f"{len(jobs)} compiled sweeps, {sum(p.lanes for p in plans):,} "
+        f"lanes, {sum(p.lanes * j.steps for j, p in zip(jobs, plans, strict=True)):,} "
+        "trajectory-steps"
     )
 
 

@@ -284,9 +284,8 @@ def make_finish(spec: Spec):
     def finish(carry, lane_hp, fixed_hp, consts, t_end):
         v, metric = jax.vmap(functools.partial(_measure, spec))(carry["x"])
         c, v, hit = _bookkeeping(spec, carry, v, metric, t_end, consts)
-        x_good = jnp.where((c["div"] == 0)[:, None], c["x0"], carry["x"])
         return {
-            **_at(spec, x_good),
+            **_at(spec, _unless_replayed(c["div"], c["x0"], carry["x"])),
             "best_loss": c["best"],
             "steps_to_tol": c["stt"],
             "diverged_step": c["div"],
@@ -313,9 +312,20 @@ def _at(spec: Spec, x):
     return {"final_x": x, "final_loss": f, "final_grad_norm": jnp.sqrt(jnp.sum(g * g, axis=1))}
 
 
+def _replayed(div):
+    """Which lanes diverged after their start (their last good point needs `make_replay`)."""
+    return (div != NEVER) & (div > 0)
+
+
+def _unless_replayed(div, x0, x_end):
+    """The last good point of lanes that need no replay: x_T (never diverged) or x_0 (bad from
+    the start); the replayed ones keep x_T as a placeholder."""
+    return jnp.where((div == 0)[:, None], x0, x_end)
+
+
 def needs_replay(diverged_step: np.ndarray) -> bool:
-    """Whether some lane diverged after its start (its last good point needs `make_replay`)."""
-    return bool(np.any((diverged_step >= 1) & (diverged_step != NEVER)))
+    """Whether some lane needs `make_replay`."""
+    return bool(np.any(_replayed(diverged_step)))
 
 
 def make_replay(spec: Spec):
@@ -328,8 +338,8 @@ def make_replay(spec: Spec):
 
     def replay(carry, lane_hp, fixed_hp, consts, t_end):
         div = carry["div"]
-        x_good = jnp.where((div == 0)[:, None], carry["x0"], carry["x"])
-        target = jnp.where((div != NEVER) & (div > 0), div - 1, -1)  # replay up to x_target
+        x_good = _unless_replayed(div, carry["x0"], carry["x"])
+        target = jnp.where(_replayed(div), div - 1, -1)  # replay up to x_target
         start = _start(spec, carry["x0"], lane_hp, fixed_hp, carry["key0"], carry["thr"])
 
         def body(s):

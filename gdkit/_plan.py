@@ -71,7 +71,6 @@ class Plan:
     index: np.ndarray  # [axes, L] the multi-index of every lane
     x0_l: np.ndarray  # [L, d]
     keys_l: np.ndarray | None  # [L, 2] uint32
-    consts: dict[str, float]
     tol: float | None
     tol_metric: str | None
     noise: float | None
@@ -93,15 +92,28 @@ class Plan:
     def n(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def consts(self) -> dict[str, float]:
+        """The scalars every program gets as arguments (new values never recompile)."""
+        return {
+            "tol": 0.0 if self.tol is None else self.tol,
+            "f_min": 0.0 if self.obj.f_min is None else self.obj.f_min,
+            "noise": 0.0 if self.noise is None else float(self.noise),
+        }
+
     def pos(self, axis: str) -> int:
         return list(self.axes).index(axis)
 
+    def static(self, combo) -> dict:
+        """The structural values (fixed and swept) at indices `combo` of the swept ones."""
+        static = dict(self.g.static)
+        for a, i in zip(self.g.static_axes, combo, strict=True):
+            static[a] = _py(self.g.axes[a][i])
+        return static
+
     def static_values(self, lane: int) -> dict:
         """The structural values (fixed and swept) of one lane."""
-        static = dict(self.g.static)
-        for a in self.g.static_axes:
-            static[a] = _py(self.g.axes[a][self.index[self.pos(a)][lane]])
-        return static
+        return self.static([self.index[self.pos(a)][lane] for a in self.g.static_axes])
 
     def combos(self) -> list[tuple[int, dict, np.ndarray]]:
         """Every combination of the swept structural values: (number, values, its lanes)."""
@@ -109,12 +121,10 @@ class Plan:
         g = self.g
         values = itertools.product(*(range(len(g.axes[a])) for a in g.static_axes))
         for ci, combo in enumerate(values):
-            static = dict(g.static)
             sel = np.ones(self.n, bool)
-            for a, i in zip(g.static_axes, combo, strict=False):
-                static[a] = _py(g.axes[a][i])
+            for a, i in zip(g.static_axes, combo, strict=True):
                 sel &= self.index[self.pos(a)] == i
-            out.append((ci, static, np.flatnonzero(sel)))
+            out.append((ci, self.static(combo), np.flatnonzero(sel)))
         return out
 
     def hp(self, lanes: np.ndarray) -> dict[str, np.ndarray]:
@@ -230,11 +240,6 @@ def resolve(
         index=index,
         x0_l=starts[index[pos["start"]]],
         keys_l=keys_l,
-        consts={
-            "tol": 0.0 if tol is None else float(tol),
-            "f_min": 0.0 if obj.f_min is None else obj.f_min,
-            "noise": 0.0 if noise is None else float(noise),
-        },
         tol=None if tol is None else float(tol),
         tol_metric=None if tol is None else ("grad_norm" if obj.f_min is None else "gap"),
         noise=noise,
