@@ -10,6 +10,10 @@ import time
 
 import numpy as np
 
+# Bumped when what a snapshot means changes, so that an older file is not resumed from. 2:
+# snapshots are taken after a segment of steps that is not its lane chunk's last.
+FORMAT = 2
+
 
 class Checkpoint:
     """A file a sweep saves its progress to (`sweep(checkpoint=...)`) and resumes from.

@@ -1,4 +1,5 @@
-"""The compiled lane programs of a sweep: init, a chunk of steps, finish.
+"""The compiled lane programs of a sweep: init, a chunk of steps (the last one's outputs are the
+sweep's results) and, only when some lane diverged, the replay of those lanes.
 
 Layout: every per-lane array has the lane axis first (x is [L, d], per-lane scalars [L]); the
 optimizer step is written for one lane and vmapped. Optimizer-state leaves that do not depend
@@ -14,7 +15,7 @@ fuse kernels with several outputs), so a per-step copy of the last good point wo
 the steps up to the divergence for those that do.
 
 Step t (0-based) evaluates f(x_t) and its gradient, does the bookkeeping for x_t, then
-applies the optimizer update to get x_{t+1}. `finish` evaluates x_T. So the losses seen are
+applies the optimizer update to get x_{t+1}. The last chunk's `_outputs` evaluate x_T. So the losses seen are
 f(x_0), ..., f(x_T) and steps_to_tol / diverged_step are in [0, T].
 """
 
@@ -249,10 +250,14 @@ def _recorded_loss(spec: Spec, carry):
 
 
 def make_chunk(spec: Spec, blocks: int, record_every: int):
-    """(carry, lane_hp, fixed_hp, consts, t0) -> (carry, history [blocks, L]).
+    """(carry, lane_hp, fixed_hp, consts, t0) -> (carry, history [blocks, L], outputs).
 
     Runs blocks * record_every steps starting at step t0; records the loss at the first step
     of every block (steps t0, t0 + r, ...), read off before the block's scan of r steps.
+    `outputs` are the per-lane results as if the sweep ended with this chunk (`_outputs`):
+    the last chunk's are the sweep's. Every chunk computes them (one evaluation of f and its
+    gradient per lane, against the chunk's hundreds of steps) so that no separate end-of-sweep
+    program has to be compiled.
     """
     r = record_every
 
@@ -268,32 +273,28 @@ def make_chunk(spec: Spec, blocks: int, record_every: int):
             )
             return c, v
 
-        return jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.int32))
+        carry, hist = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.int32))
+        return carry, hist, _outputs(spec, carry, consts, t0 + blocks * r)
 
     return chunk
 
 
-def make_finish(spec: Spec):
-    """(carry, lane_hp, fixed_hp, consts, T) -> per-lane outputs after the last step.
+def _outputs(spec: Spec, carry, consts, t_end):
+    """The per-lane results after step t_end - 1: the bookkeeping of x_T without a step.
 
-    It does the bookkeeping of x_T, without a step (no optimizer update, so the program
-    compiles fast). A lane that diverged at a step d >= 1 gets x_T as a placeholder for its
-    last good point x_{d-1}: `make_replay` finds that one, in a program of its own that is
-    compiled only for sweeps in which a lane diverged."""
-
-    def finish(carry, lane_hp, fixed_hp, consts, t_end):
-        v, metric = jax.vmap(functools.partial(_measure, spec))(carry["x"])
-        c, v, hit = _bookkeeping(spec, carry, v, metric, t_end, consts)
-        return {
-            **_at(spec, _unless_replayed(c["div"], c["x0"], carry["x"])),
-            "best_loss": c["best"],
-            "steps_to_tol": c["stt"],
-            "diverged_step": c["div"],
-            "final_hit": hit,
-            "last_record": v,
-        }
-
-    return finish
+    A lane that diverged at a step d >= 1 gets x_T as a placeholder for its last good point
+    x_{d-1}: `make_replay` finds that one, in a program of its own that is compiled only for
+    sweeps in which a lane diverged."""
+    v, metric = jax.vmap(functools.partial(_measure, spec))(carry["x"])
+    c, v, hit = _bookkeeping(spec, carry, v, metric, t_end, consts)
+    return {
+        **_at(spec, _unless_replayed(c["div"], c["x0"], carry["x"])),
+        "best_loss": c["best"],
+        "steps_to_tol": c["stt"],
+        "diverged_step": c["div"],
+        "final_hit": hit,
+        "last_record": v,
+    }
 
 
 def _measure(spec: Spec, x):

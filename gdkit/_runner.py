@@ -176,13 +176,13 @@ def _sharded_chunk(spec, seg, dim, mesh, tile):
     """The chunk program: each device runs its own lanes, tile by tile."""
     axes = _kernel.carry_axes(spec, dim)
     chunk = _tiles.tiled(_kernel.make_chunk(spec, seg.blocks, seg.record_every), axes, tile)
-    return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes")))
+    lanes = PartitionSpec("lanes")
+    return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes"), lanes))
 
 
-def _sharded_outputs(make, spec, dim, mesh, tile):
-    """An end-of-sweep program (`make(spec)`: finish or replay): per device, tile by tile,
-    like the chunks."""
-    fn = _tiles.tiled_outputs(make(spec), _kernel.carry_axes(spec, dim), tile)
+def _sharded_replay(spec, dim, mesh, tile):
+    """The replay of diverged lanes: per device, tile by tile, like the chunks."""
+    fn = _tiles.tiled_outputs(_kernel.make_replay(spec), _kernel.carry_axes(spec, dim), tile)
     return _per_device(fn, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
 
 
@@ -216,7 +216,6 @@ def run_lanes(
     n, dim = x0.shape
     mesh = Mesh(np.array(devices), ("lanes",))
     tile, size = chunk_layout(spec, dim, tuple(lane_hp), n, lanes_per_chunk, len(devices), tile)
-    end_program = functools.partial(_sharded_outputs, spec=spec, dim=dim, mesh=mesh, tile=tile)
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     outs: dict[str, list] = collections.defaultdict(list)
@@ -264,13 +263,15 @@ def run_lanes(
                 a,
                 True,
                 clock,
-                (carry_sh, _lane_sharding(mesh, 2, axis=1)),
+                (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
             )
-            carry, h = exe(*a)
+            carry, h, out = exe(*a)
             hist.append(fetch(h)[:, :keep])
             t0 += seg.steps
             advance(seg.steps * keep)
-            if on_segment is not None:
+            # no snapshot after the last segment: a resumed lane chunk always has a segment
+            # left to run, whose outputs are the lane chunk's results
+            if on_segment is not None and j + 1 < len(segments):
                 on_segment(
                     lo,
                     j + 1,
@@ -280,13 +281,16 @@ def run_lanes(
                         "outs": {k: np.concatenate(v, axis=0) for k, v in outs.items()},
                     },
                 )
-        a = (carry, args[1], fixed, cst, _put(np.int32(steps), mesh, lanes=False))
-        build = functools.partial(end_program, _kernel.make_finish)
-        out = _compiled((*base, "finish"), build, a, False, clock)(*a)
         res = {k: fetch(v)[:keep] for k, v in out.items()}
         if _kernel.needs_replay(res["diverged_step"]):
-            a = ({**carry, "div": out["diverged_step"]}, *a[1:])
-            build = functools.partial(end_program, _kernel.make_replay)
+            a = (
+                {**carry, "div": out["diverged_step"]},
+                args[1],
+                fixed,
+                cst,
+                _put(np.int32(steps), mesh, lanes=False),
+            )
+            build = functools.partial(_sharded_replay, spec, dim, mesh, tile)
             out = _compiled((*base, "replay"), build, a, False, clock)(*a)
             res.update({k: fetch(v)[:keep] for k, v in out.items()})
         hist.append(res.pop("last_record")[None])

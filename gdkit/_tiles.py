@@ -132,8 +132,8 @@ def _merge(carry_axes, per_lane, shared):
 
 
 def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
-    """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L])` to run tile by tile
-    (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or shared (None: the same
+    """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L], {name: [L, ...]})`
+    to run tile by tile (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or shared (None: the same
     for every lane, e.g. a step count); shared leaves enter every tile unchanged and leave
     identical. The lane count must be a multiple of `tile` (see `plan`)."""
 
@@ -142,19 +142,21 @@ def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
 
         def one_tile(args):
             part, hp = args
-            c, hist = chunk(_merge(carry_axes, part, shared), hp, *rest)
+            c, hist, outs = chunk(_merge(carry_axes, part, shared), hp, *rest)
             lane_out, shared_out = _split_carry(c, carry_axes)
-            return lane_out, shared_out, hist
+            return lane_out, shared_out, hist, outs
 
-        lane_out, shared_out, hist = map_tiles(one_tile, (per_lane, lane_hp), tile, (0, None, 1))
-        return _merge(carry_axes, lane_out, shared_out), hist
+        lane_out, shared_out, hist, outs = map_tiles(
+            one_tile, (per_lane, lane_hp), tile, (0, None, 1, 0)
+        )
+        return _merge(carry_axes, lane_out, shared_out), hist, outs
 
     return run
 
 
 def tiled_outputs(fn: Callable, carry_axes: dict, tile: int) -> Callable:
     """Like `tiled`, for `fn(carry, lane_hp, *rest) -> {name: [L, ...]}` (per-lane outputs,
-    no carry): the end-of-sweep evaluation runs in the same tiles as the steps."""
+    no carry): the replay of diverged lanes runs in the same tiles as the steps."""
 
     def run(carry, lane_hp, *rest):
         per_lane, shared = _split_carry(carry, carry_axes)

@@ -131,6 +131,7 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
     key = saved = None
     if checkpoint is not None:
         key = _checkpoint.fingerprint(
+            _checkpoint.FORMAT,
             p.obj.name,
             p.opt_key,
             {k: np.asarray(v) for k, v in p.g.axes.items()},
