@@ -15,8 +15,8 @@ fuse kernels with several outputs), so a per-step copy of the last good point wo
 the steps up to the divergence for those that do.
 
 Step t (0-based) evaluates f(x_t) and its gradient, does the bookkeeping for x_t, then
-applies the optimizer update to get x_{t+1}. The last chunk's `_outputs` evaluate x_T. So the losses seen are
-f(x_0), ..., f(x_T) and steps_to_tol / diverged_step are in [0, T].
+applies the optimizer update to get x_{t+1}. The last chunk's `_outputs` evaluate x_T. So the
+losses seen are f(x_0), ..., f(x_T) and steps_to_tol / diverged_step are in [0, T].
 """
 
 from __future__ import annotations

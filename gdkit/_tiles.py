@@ -133,9 +133,9 @@ def _merge(carry_axes, per_lane, shared):
 
 def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
     """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L], {name: [L, ...]})`
-    to run tile by tile (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or shared (None: the same
-    for every lane, e.g. a step count); shared leaves enter every tile unchanged and leave
-    identical. The lane count must be a multiple of `tile` (see `plan`)."""
+    to run tile by tile (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or
+    shared (None: the same for every lane, e.g. a step count); shared leaves enter every tile
+    unchanged and leave identical. The lane count must be a multiple of `tile` (see `plan`)."""
 
     def run(carry, lane_hp, *rest):
         per_lane, shared = _split_carry(carry, carry_axes)
