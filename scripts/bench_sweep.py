@@ -10,9 +10,15 @@
       shown compiled with the XLA options gdkit compiles its own programs with)
   (f) gdkit.sweep, default bookkeeping on (status, best loss, steps to tol, thinned history),
       on one device and on all cores (one XLA host device per core, `use_all_cpu_cores`)
+  (g) scripts/adam_reference.c, the same workload and bookkeeping hand-written in C, built
+      with the system compiler (skipped without one): what this CPU does when a compiler sees
+      the whole step at once; on one thread and on all cores
 
-(e) stays the naive floor the issue defines: one device, no tiling. Timings of (e) and (f)
-are interleaved (e, f1, fN, e, f1, fN, ...) and the best of the repeats is kept, since other
+(e) stays the naive floor the issue defines: one device, no tiling. XLA:CPU splits the large
+kernels of (e) over its thread pool, so (e) on "one device" keeps ~1.9 cores busy while (f)
+on one device uses one: the table reports the cores each keeps busy, and a child process
+pinned to a single core measures (e) against (f) there. Timings of (e) and (f) are
+interleaved (e, f1, fN, e, f1, fN, ...) and the best of the repeats is kept, since other
 processes may share the cores.
 
 Prints a table and a JSON line. Usage: python scripts/bench_sweep.py [--quick] [--json PATH]
@@ -24,13 +30,18 @@ import argparse
 import json
 import math
 import os
+import pathlib
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
-from gdkit._devices import use_all_cpu_cores
+from gdkit._devices import cpu_cores, use_all_cpu_cores
 
+if "--one-core" in sys.argv:  # the pinned child: one core, so one device and one XLA thread
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 ALL_CORES = use_all_cpu_cores()  # before JAX starts its backend: one device per core
 
 import jax  # noqa: E402
@@ -143,11 +154,72 @@ EXPERIMENTS = [
         "optax with x stacked for the objective: 270; [d,L]: 288-299 vs 375-390 for [L,d]. "
         "Not used",
     },
+    # third round: the same questions on ONE core (taskset -c 0 / the pinned child), because
+    # the floor's "one device" turned out to keep ~1.9 cores busy; rates in M traj-steps/s
+    {
+        "what": "cores kept busy (process CPU time / wall): the floor on one device, gdkit on "
+        "one device, gdkit on all cores; then both pinned to a single core",
+        "f_over_e": "1.91 / 1.03 / 1.80 cores: XLA:CPU splits the floor's 65,536-lane kernels "
+        "over its thread pool, gdkit's tile-sized ones run on one thread per device. Pinned: "
+        "floor 290, gdkit 289 (1.00x). The earlier 0.71-0.76x compared one core to two",
+    },
+    {
+        "what": "hand-written C (scripts/adam_reference.c, gcc -O3 -march=native, the same "
+        "workload, tiles of 2048 structure-of-arrays lanes): no bookkeeping / gdkit's "
+        "bookkeeping / that on 2 threads",
+        "f_over_e": "889-993 / 843-985 / 1,383-1,457: the hardware does 10x NumPy with the "
+        "bookkeeping. This replaces the sqrt+divide probe of the second round, which timed "
+        "XLA's own loop over 1,024 lanes (kernel overheads included), not the divider: its "
+        "'~750 M/s per core ceiling' was wrong",
+    },
+    {
+        "what": "layouts on one core, tiles of 4096, no bookkeeping: the floor (no tiles) / "
+        "optax.adam vmapped over [L,d] / over [d,L] / over per-coordinate leaves with "
+        "jnp.stack for the objective / hand-written Adam on one packed [6,L] array / on six "
+        "[L] arrays",
+        "f_over_e": "284-302 / 429-438 / 339 / 315 / 481 / 553. XLA's best version of the bare "
+        "step (per-coordinate arrays, written by hand) is 0.56-0.62x the C code; through optax "
+        "and an objective of a [d] vector, 0.44-0.49x",
+    },
+    {
+        "what": "bookkeeping passes on one core (optax.adam, [L,d], tiles of 4096): none / "
+        "best loss and divergence in one array (NaN once diverged) / plus steps-to-tol / "
+        "best, steps-to-tol and divergence step as three arrays (gdkit's)",
+        "f_over_e": "438 / 358 / 351 / 333: the first pass costs 18%, each further one 2-4%; "
+        "a one-array encoding would gain ~7% at the price of replaying every diverged lane "
+        "for its divergence step: not done",
+    },
+    {
+        "what": "thinned history and host chunks (gdkit on one core): record_every 20 (the "
+        "default, 100 records) / 100 / 2,000; one host chunk instead of ten",
+        "f_over_e": "299-316 / 325-348 / 348-357; one chunk +3% (within noise; the host's "
+        "own time per chunk is ~0.2 ms)",
+    },
+    {
+        "what": "more XLA:CPU options as compile options: fast math / the classic emitters / "
+        "multi-output fusion / small-while-loop threshold",
+        "f_over_e": "381 vs 379 / 169 (half) / and the last two are not compile options "
+        "(backend extras via XLA_FLAGS only; multi-output fusion process-wide: floor 363 -> "
+        "623, gdkit on one device 256 -> 319)",
+    },
 ]
 
 
 def rosenbrock(x):
     return (1.0 - x[0]) ** 2 + 100.0 * (x[1] - x[0] ** 2) ** 2
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn):
+    """-> (fn's result, wall seconds, cores it kept busy: process CPU time / wall time)."""
+    c, t = cpu_seconds(), time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t
+    return out, wall, (cpu_seconds() - c) / wall
 
 
 def best_of(fn, repeats):
@@ -267,21 +339,44 @@ def floor_program(steps):
     return jax.jit(jax.vmap(run))
 
 
-# -------------------------------------------------------------------------------------------
-def sqrt_div_ns(lanes=1024, steps=20_000):
-    """ns per element of `a / (sqrt(b) + eps)`, chained through a loop over cache-resident
-    [lanes, 2] arrays: the part of Adam's arithmetic that runs far below FMA rate."""
+# (g) ---------------------------------------------------------------------------------------
+REFERENCE_C = pathlib.Path(__file__).with_name("adam_reference.c")
 
-    def run(x):
-        def body(x, _):
-            return 0.5 * x + 0.25 / (jnp.sqrt(x * x + 1.0) + 1e-8), None
 
-        return jax.lax.scan(body, x, None, length=steps)[0]
-
-    x = jnp.ones((lanes, 2), jnp.float32)
-    exe = jax.jit(run).lower(x).compile(COMPILER_OPTIONS)
-    exe(x).block_until_ready()
-    return best_of(lambda: exe(x).block_until_ready(), 3) / (steps * lanes * 2) * 1e9
+def c_reference(n, steps, repeats):
+    """(g): {label: the fastest of `repeats` runs (rate, status counts)} and its final losses,
+    or (None, reason) when no C compiler with OpenMP is at hand."""
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if cc is None:
+        return None, "no C compiler"
+    with tempfile.TemporaryDirectory() as d:
+        exe, losses = os.path.join(d, "adam_reference"), os.path.join(d, "final_loss.f32")
+        flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp"]
+        cmd = [cc, *flags, str(REFERENCE_C), "-o", exe, "-lm"]
+        built = subprocess.run(cmd, capture_output=True)
+        if built.returncode:
+            return None, f"{cc} failed: {built.stderr.decode().strip()[:200]}"
+        out = {}
+        for label, threads, book in (
+            ("1 thread, no bookkeeping", 1, 0),
+            ("1 thread", 1, 1),
+            (f"{cpu_cores()} threads", cpu_cores(), 1),
+        ):
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_PROC_BIND": "true"}
+            runs = [
+                json.loads(
+                    subprocess.run(
+                        [exe, str(n), str(steps), str(book), losses],
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        check=True,
+                    ).stdout
+                )
+                for _ in range(repeats)
+            ]
+            out[label] = max(runs, key=lambda r: r["steps_per_s"])
+        return out, np.fromfile(losses, np.float32)
 
 
 # -------------------------------------------------------------------------------------------
@@ -322,12 +417,27 @@ def child(n, steps):
     )
 
 
-def in_child(n, steps, env=None):
+def one_core(n, steps, repeats):
+    """(e) against (f) in this process, which runs on a single core: rates, interleaved."""
+    lrs = np.geomspace(1e-4, 1.0, n).astype(np.float32)
+    x = jnp.asarray(lrs)
+    floor = floor_program(steps).lower(x).compile()
+    jax.block_until_ready(floor(x))
+    gdkit_run(lrs, steps)
+    t_e, t_f = [], []
+    for _ in range(repeats):
+        t_e.append(timed(lambda: jax.block_until_ready(floor(x)))[1])
+        t_f.append(gdkit_run(lrs, steps).run_time)
+    print(json.dumps({"e_floor": n * steps / min(t_e), "f_gdkit": n * steps / min(t_f)}))
+
+
+def in_child(n, steps, *more, pin=False):
+    """Runs `--child` (or, with `pin`, `--one-core`, which pins itself) in a fresh process."""
+    mode = "--one-core" if pin else "--child"
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(n), str(steps)],
+        [sys.executable, __file__, mode, *(str(a) for a in (n, steps, *more))],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -338,9 +448,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a fast smoke run")
     ap.add_argument("--json", help="also write the JSON here")
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-core", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
+    if args.one_core:
+        return one_core(*args.one_core)
 
     quick = args.quick
     n = 4096 if quick else 65_536
@@ -389,22 +502,43 @@ def main():
     res["gdkit_first_call_s"] = first.compile_time + first.run_time
     res["gdkit_all_cores_compile_s"] = gdkit_run(lrs, steps).compile_time
     t_e, t_eo, t_1, t_n, runs = [], [], [], [], []
+    cores = {"e_floor": [], "f_gdkit": [], "f_gdkit_all_cores": []}
     for _ in range(reps):  # interleaved: e, f (1 device), f (all cores), ...
-        t_e.append(best_of(lambda: jax.block_until_ready(floor_exe(x)), 1))
+        _, t, c = timed(lambda: jax.block_until_ready(floor_exe(x)))
+        t_e.append(t)
+        cores["e_floor"].append(c)
         t_eo.append(best_of(lambda: jax.block_until_ready(floor_opt_exe(x)), 1))
-        runs.append(gdkit_run(lrs, steps, devices=1))
-        t_1.append(runs[-1].run_time)
-        t_n.append(gdkit_run(lrs, steps).run_time)
+        r, _, c = timed(lambda: gdkit_run(lrs, steps, devices=1))
+        runs.append(r)
+        t_1.append(r.run_time)
+        cores["f_gdkit"].append(c)
+        r, _, c = timed(lambda: gdkit_run(lrs, steps))
+        t_n.append(r.run_time)
+        cores["f_gdkit_all_cores"].append(c)
     rate["e_floor"] = n * steps / min(t_e)
     rate["e_floor_gdkit_options"] = n * steps / min(t_eo)
     rate["f_gdkit"] = n * steps / min(t_1)
     rate["f_gdkit_all_cores"] = n * steps / min(t_n)
+    res["cores_busy"] = {k: float(np.median(v)) for k, v in cores.items()}
     res["gdkit_counts"] = runs[0].counts()
     check = np.asarray(floor_exe(x))
     rel = np.abs(runs[0].final_loss[:, 0] - check) / np.maximum(1e-30, np.abs(check))
     res["gdkit_vs_floor_final_loss_agree_1e-3"] = float(np.mean(rel <= 1e-3))
+
+    # (e) and (f) on one core, in a child process pinned to it
+    pinned = in_child(n, steps, reps, pin=True)
+    rate["e_floor_one_core"], rate["f_gdkit_one_core"] = pinned["e_floor"], pinned["f_gdkit"]
+
+    # (g) the hand-written C reference, and how its final losses agree with gdkit's
+    ref, losses = c_reference(n, steps, reps)
+    res["c_reference"] = ref if ref is not None else {"skipped": losses}
+    if ref is not None:
+        for label, r in ref.items():
+            rate[f"g_c {label}"] = r["steps_per_s"]
+        rel = np.abs(runs[0].final_loss[:, 0] - losses) / np.maximum(1e-30, np.abs(losses))
+        res["gdkit_vs_c_final_loss_agree_1e-3"] = float(np.mean(rel <= 1e-3))
     res["rates"] = rate
-    fs = ("f_gdkit", "f_gdkit_all_cores")
+    fs = ("f_gdkit", "f_gdkit_all_cores", "f_gdkit_one_core")
     res["ratios_f_over"] = {k: (rate["f_gdkit"] / v if v else None) for k, v in rate.items()}
     res["ratios_f_all_cores_over"] = {
         k: (rate["f_gdkit_all_cores"] / v if v else None) for k, v in rate.items()
@@ -433,7 +567,6 @@ def main():
             tf.append(f().run_time)
         extra[label] = {"rate": n * steps / min(tf), "ratio_to_floor": min(te) / min(tf)}
     res["variants_1_device"] = extra
-    res["sqrt_div_ns_per_element"] = sqrt_div_ns()
     res["experiments"] = EXPERIMENTS
 
     # scaling with N and with steps (fresh processes: compile + run, and peak RSS)
@@ -445,17 +578,25 @@ def main():
     res["peak_rss_mb_this_process"] = peak_rss_mb()
 
     print(f"\nAdam on 2-D Rosenbrock, float32, N={n} learning rates, {steps} steps")
-    print(f"{'method':<22}{'traj-steps/s':>16}{'(f) 1 dev / this':>18}{'(f) all cores / this':>22}")
+    print(f"{'method':<30}{'traj-steps/s':>16}{'(f) 1 dev / this':>18}{'(f) all cores / this':>22}")
     for k, v in rate.items():
         r1, rn = res["ratios_f_over"].get(k), res["ratios_f_all_cores_over"].get(k)
         cells = [f"{r:,.2f}x" if r and k not in fs else "-" for r in (r1, rn)]
-        print(f"{k:<22}{(f'{v:,.0f}' if v else 'n/a'):>16}{cells[0]:>18}{cells[1]:>22}")
+        print(f"{k:<30}{(f'{v:,.0f}' if v else 'n/a'):>16}{cells[0]:>18}{cells[1]:>22}")
     for k, v in extra.items():
         print(f"{'f ' + k:<36}{v['rate']:>16,.0f}{v['ratio_to_floor']:>9.2f}x floor")
     print(
-        f"Adam's sqrt + divide: {res['sqrt_div_ns_per_element']:.2f} ns per coordinate "
-        f"-> at most {1e3 / (2 * res['sqrt_div_ns_per_element']):,.0f} M traj-steps/s per core"
+        "cores kept busy: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in res["cores_busy"].items())
+        + f"; on one core (f) is {rate['f_gdkit_one_core'] / rate['e_floor_one_core']:.2f}x (e)"
     )
+    if ref is not None:
+        print(
+            f"(g) converged / diverged lanes: {ref['1 thread']['converged']} / "
+            f"{ref['1 thread']['diverged']}, gdkit {res['gdkit_counts']}"
+            f"; final losses within 1e-3: {res['gdkit_vs_c_final_loss_agree_1e-3']:.1%} "
+            f"(gdkit vs the floor: {res['gdkit_vs_floor_final_loss_agree_1e-3']:.1%})"
+        )
     print(
         f"compile: gdkit {res['gdkit_compile_s']:.2f} s (1 device), "
         f"{res['gdkit_all_cores_compile_s']:.2f} s (all cores), "
