@@ -204,7 +204,8 @@ def run_lanes(
     resume: dict | None = None,
     on_segment: Callable[[int, int, Callable[[], dict]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays.
+    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays (of
+    the lanes from `resume["lo"]` on when resuming).
 
     Lanes run in chunks of `size` lanes and each chunk in segments of steps. After every
     segment `on_segment(lo, next_segment, state)` may take a snapshot: `state()` fetches the
@@ -218,10 +219,11 @@ def run_lanes(
     tile, size = chunk_layout(spec, dim, tuple(lane_hp), n, lanes_per_chunk, len(devices), tile)
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
-    outs: dict[str, list] = collections.defaultdict(list)
-    for lo in range(0, n, size):
-        if resume is not None and lo < resume["lo"]:
-            continue  # done before the interruption
+    start = 0 if resume is None else resume["lo"]  # the caller holds the lanes before it
+    records = sum(s.blocks for s in segments) + 1  # + the loss of x_T
+    # every output is written in place, lane chunk by lane chunk (row lo - start on)
+    outs: dict[str, np.ndarray] = {"history": np.empty((n - start, records), dtype)}
+    for lo in range(start, n, size):
         idx = np.arange(lo, lo + size)
         idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
         args = (
@@ -240,7 +242,9 @@ def run_lanes(
             is_leaf=lambda ax: ax is None,
         )
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
-        hist, t0, keep, first = [], 0, min(size, n - lo), 0
+        keep, first, t0, col = min(size, n - lo), 0, 0, 0
+        rows = slice(lo - start, lo - start + keep)
+        hist = outs["history"][rows]  # [keep, records], a view
         if resume is not None and lo == resume["lo"]:
             first = resume["seg"]
             fresh, tree = jax.tree.flatten(carry)  # same layout and shardings, saved values
@@ -250,9 +254,23 @@ def run_lanes(
                     for a, f in zip(resume["carry"], fresh, strict=True)
                 ]
             )
-            hist = list(resume["hist"])
+            for h in resume["hist"]:
+                hist[:, col : col + len(h)] = h.T
+                col += len(h)
             t0 = sum(s.steps for s in segments[:first])
             advance(t0 * keep)
+
+        # A segment's history is fetched once the next segment is queued, so the device
+        # does not wait for the host; with snapshots (which need the carry before the next
+        # segment takes it over) every segment is fetched right away.
+        pending: list = []
+
+        def flush(pending=pending, hist=hist, keep=keep):
+            for h, c, seg in pending:
+                hist[:, c : c + seg.blocks] = fetch(h)[:, :keep].T
+                advance(seg.steps * keep)
+            pending.clear()
+
         for j, seg in enumerate(segments):
             if j < first:
                 continue
@@ -266,21 +284,23 @@ def run_lanes(
                 (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
             )
             carry, h, out = exe(*a)
-            hist.append(fetch(h)[:, :keep])
-            t0 += seg.steps
-            advance(seg.steps * keep)
+            flush()
+            pending.append((h, col, seg))
+            t0, col = t0 + seg.steps, col + seg.blocks
             # no snapshot after the last segment: a resumed lane chunk always has a segment
             # left to run, whose outputs are the lane chunk's results
             if on_segment is not None and j + 1 < len(segments):
+                flush()
                 on_segment(
                     lo,
                     j + 1,
-                    lambda c=carry, h=tuple(hist): {
+                    lambda c=carry, col=col, hist=hist, done=lo - start: {
                         "carry": [fetch(x) for x in jax.tree.leaves(c)],
-                        "hist": list(h),
-                        "outs": {k: np.concatenate(v, axis=0) for k, v in outs.items()},
+                        "hist": [hist[:, :col].T.copy()],
+                        "outs": {k: v[:done] for k, v in outs.items()} if done else {},
                     },
                 )
+        flush()
         res = {k: fetch(v)[:keep] for k, v in out.items()}
         if _kernel.needs_replay(res["diverged_step"]):
             a = (
@@ -293,11 +313,12 @@ def run_lanes(
             build = functools.partial(_sharded_replay, spec, dim, mesh, tile)
             out = _compiled((*base, "replay"), build, a, False, clock)(*a)
             res.update({k: fetch(v)[:keep] for k, v in out.items()})
-        hist.append(res.pop("last_record")[None])
-        outs["history"].append(np.concatenate(hist, axis=0).T)
+        hist[:, -1] = res.pop("last_record")
         for k, v in res.items():
-            outs[k].append(v)
-    return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+            if k not in outs:
+                outs[k] = np.empty((n - start, *v.shape[1:]), v.dtype)
+            outs[k][rows] = v
+    return outs
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
