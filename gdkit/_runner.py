@@ -24,11 +24,34 @@ compile_count = 0  # how many programs this module has compiled (tests check reu
 # - a finer alias analysis drops a copy of the lanes' x that XLA otherwise makes at every
 #   step (+8% on the Adam/Rosenbrock benchmark); it changes copies, never numbers;
 # - AVX-512 vectors where the CPU has them (LLVM's default prefers 256-bit ones): +6%. The
-#   same IEEE operations lane by lane; ignored on CPUs without AVX-512.
+#   same IEEE operations lane by lane; ignored on CPUs without AVX-512;
+# - YNNPACK only for dot products, not for reductions: XLA:CPU otherwise hands every small
+#   per-lane reduction (a sum over a lane's few coordinates) to a YNNPACK call, which costs
+#   more than the sum (one core, Adam: quadratic 76 -> 138 M lane-steps/s, linear
+#   regression 4.1 -> 6.2, Rosenbrock and peaks unchanged). It changes the order of such
+#   sums, so last bits, the same way on any device count.
+# Options this jaxlib does not know are left out (`compile_program`).
 COMPILER_OPTIONS = {
     "xla_cpu_copy_insertion_use_region_analysis": True,
     "xla_cpu_prefer_vector_width": 512,
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,"
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
 }
+_UNKNOWN_OPTIONS: set[str] = set()
+
+
+def compile_program(lowered):
+    """`lowered.compile()` with `COMPILER_OPTIONS`, less those this jaxlib refuses (older or
+    newer versions rename XLA's options; a program must compile either way)."""
+    while True:
+        options = {k: v for k, v in COMPILER_OPTIONS.items() if k not in _UNKNOWN_OPTIONS}
+        try:
+            return lowered.compile(options)
+        except Exception as e:  # XlaRuntimeError: INVALID_ARGUMENT naming the option
+            bad = [k for k in options if k in str(e)]
+            if "INVALID_ARGUMENT" not in str(e) or not bad:
+                raise
+            _UNKNOWN_OPTIONS.update(bad)
 
 
 def resolve_devices(devices: Any) -> list:
@@ -94,7 +117,7 @@ def _compiled(
     t = time.perf_counter()
     kw = {} if out_shardings is None else {"out_shardings": out_shardings}
     fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
-    exe = fn.lower(*args).compile(COMPILER_OPTIONS)
+    exe = compile_program(fn.lower(*args))
     clock[0] += time.perf_counter() - t
     compile_count += 1
     _CACHE[key] = exe
@@ -336,10 +359,10 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
         None if keys is None else jnp.asarray(keys[pad]),
         jnp.asarray(thr_scale, dtype),
     )
-    carry = jax.jit(_kernel.make_init(spec)).lower(*args).compile(COMPILER_OPTIONS)(*args)
+    carry = compile_program(jax.jit(_kernel.make_init(spec)).lower(*args))(*args)
     cst = {name: jnp.asarray(v, dtype) for name, v in consts.items()}
     a = (carry, args[1], args[2], cst)
-    run = jax.jit(_kernel.make_trajectory(spec, steps)).lower(*a).compile(COMPILER_OPTIONS)
+    run = compile_program(jax.jit(_kernel.make_trajectory(spec, steps)).lower(*a))
     xs, vs = run(*a)
     xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

@@ -49,7 +49,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from gdkit._runner import COMPILER_OPTIONS  # noqa: E402
+from gdkit._runner import compile_program  # noqa: E402
 from gdkit.sweep import sweep  # noqa: E402
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
@@ -494,7 +494,7 @@ def main():
     res["floor_compile_s"] = time.perf_counter() - t0
     jax.block_until_ready(floor_exe(x))
     # the same program compiled with the XLA options gdkit uses for its own (for reference)
-    floor_opt_exe = floor.lower(x).compile(COMPILER_OPTIONS)
+    floor_opt_exe = compile_program(floor.lower(x))
     jax.block_until_ready(floor_opt_exe(x))
 
     first = gdkit_run(lrs, steps, devices=1)
