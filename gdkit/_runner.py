@@ -244,8 +244,10 @@ def run_lanes(
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     start = 0 if resume is None else resume["lo"]  # the caller holds the lanes before it
     records = sum(s.blocks for s in segments) + 1  # + the loss of x_T
-    # every output is written in place, lane chunk by lane chunk (row lo - start on)
-    outs: dict[str, np.ndarray] = {"history": np.empty((n - start, records), dtype)}
+    # every output is written in place, lane chunk by lane chunk (lane lo - start on); the
+    # history record by record as the device makes it ([R, L]), returned as an [L, R] view
+    outs: dict[str, np.ndarray] = {}
+    history = np.empty((records, n - start), dtype)
     for lo in range(start, n, size):
         idx = np.arange(lo, lo + size)
         idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
@@ -267,7 +269,7 @@ def run_lanes(
         carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
         keep, first, t0, col = min(size, n - lo), 0, 0, 0
         rows = slice(lo - start, lo - start + keep)
-        hist = outs["history"][rows]  # [keep, records], a view
+        hist = history[:, rows]  # [records, keep], a view
         if resume is not None and lo == resume["lo"]:
             first = resume["seg"]
             fresh, tree = jax.tree.flatten(carry)  # same layout and shardings, saved values
@@ -278,7 +280,7 @@ def run_lanes(
                 ]
             )
             for h in resume["hist"]:
-                hist[:, col : col + len(h)] = h.T
+                hist[col : col + len(h)] = h
                 col += len(h)
             t0 = sum(s.steps for s in segments[:first])
             advance(t0 * keep)
@@ -290,7 +292,7 @@ def run_lanes(
 
         def flush(pending=pending, hist=hist, keep=keep):
             for h, c, seg in pending:
-                hist[:, c : c + seg.blocks] = fetch(h)[:, :keep].T
+                hist[c : c + seg.blocks] = fetch(h)[:, :keep]
                 advance(seg.steps * keep)
             pending.clear()
 
@@ -319,8 +321,10 @@ def run_lanes(
                     j + 1,
                     lambda c=carry, col=col, hist=hist, done=lo - start: {
                         "carry": [fetch(x) for x in jax.tree.leaves(c)],
-                        "hist": [hist[:, :col].T.copy()],
-                        "outs": {k: v[:done] for k, v in outs.items()} if done else {},
+                        "hist": [hist[:col].copy()],
+                        "outs": {k: v[:done] for k, v in _with_history(outs, history).items()}
+                        if done
+                        else {},
                     },
                 )
         flush()
@@ -336,12 +340,17 @@ def run_lanes(
             build = functools.partial(_sharded_replay, spec, dim, mesh, tile)
             out = _compiled((*base, "replay"), build, a, False, clock)(*a)
             res.update({k: fetch(v)[:keep] for k, v in out.items()})
-        hist[:, -1] = res.pop("last_record")
+        hist[-1] = res.pop("last_record")
         for k, v in res.items():
             if k not in outs:
                 outs[k] = np.empty((n - start, *v.shape[1:]), v.dtype)
             outs[k][rows] = v
-    return outs
+    return _with_history(outs, history)
+
+
+def _with_history(outs: dict, history: np.ndarray) -> dict:
+    """The outputs with the history as [L, R] (a transposed view, no copy)."""
+    return {**outs, "history": history.T}
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
