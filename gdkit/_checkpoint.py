@@ -85,8 +85,9 @@ def fingerprint(*parts) -> str:
 def merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
     """Writes per-lane results `res` ([k, ...] for the first k of `lanes`) into `out` (taking
     them over, without a copy, when they are all n lanes in order)."""
+    whole = len(lanes) == n and np.array_equal(lanes, np.arange(n))
     for k, v in res.items():
-        if k not in out and len(v) == n and np.array_equal(lanes[:n], np.arange(n)):
+        if k not in out and whole and len(v) == n:
             out[k] = v
             continue
         if k not in out:

@@ -322,9 +322,7 @@ def run_lanes(
                     lambda c=carry, col=col, hist=hist, done=lo - start: {
                         "carry": [fetch(x) for x in jax.tree.leaves(c)],
                         "hist": [hist[:col].copy()],
-                        "outs": {k: v[:done] for k, v in _with_history(outs, history).items()}
-                        if done
-                        else {},
+                        "outs": _results(outs, history, done) if done else {},
                     },
                 )
         flush()
@@ -345,12 +343,12 @@ def run_lanes(
             if k not in outs:
                 outs[k] = np.empty((n - start, *v.shape[1:]), v.dtype)
             outs[k][rows] = v
-    return _with_history(outs, history)
+    return _results(outs, history)
 
 
-def _with_history(outs: dict, history: np.ndarray) -> dict:
-    """The outputs with the history as [L, R] (a transposed view, no copy)."""
-    return {**outs, "history": history.T}
+def _results(outs: dict, history: np.ndarray, lanes: int | None = None) -> dict:
+    """The outputs of the first `lanes` lanes (None: all), the history as [L, R] (views)."""
+    return {k: v[:lanes] for k, v in {**outs, "history": history.T}.items()}
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
