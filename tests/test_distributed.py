@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
 CONFIG = """
@@ -29,6 +30,7 @@ def _last_line(out: str) -> pathlib.Path:
     return pathlib.Path(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # three fresh processes, ~15 s: in CI's slow pass, with the other slow ones
 def test_two_processes_equal_one(tmp_path):
     (tmp_path / "c.yaml").write_text(CONFIG)
     env = {**os.environ, "PYTHON": sys.executable}
