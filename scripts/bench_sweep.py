@@ -369,8 +369,8 @@ REFERENCE_C = pathlib.Path(__file__).with_name("adam_reference.c")
 
 
 def c_reference(n, steps, repeats):
-    """(g): {label: the fastest of `repeats` runs (rate, status counts)} and its final losses,
-    or (None, reason) when no C compiler with OpenMP is at hand."""
+    """(g): ({label: the fastest of `repeats` runs (rate, status counts)}, its final losses),
+    or (None, why not) when no C compiler with OpenMP is at hand."""
     cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     if cc is None:
         return None, "no C compiler"
@@ -555,7 +555,7 @@ def main():
     rate["e_floor_one_core"], rate["f_gdkit_one_core"] = pinned["e_floor"], pinned["f_gdkit"]
 
     # (g) the hand-written C reference, and how its final losses agree with gdkit's
-    ref, losses = c_reference(n, steps, reps)
+    ref, losses = c_reference(n, steps, reps)  # without a compiler: (None, why)
     res["c_reference"] = ref if ref is not None else {"skipped": losses}
     if ref is not None:
         for label, r in ref.items():
