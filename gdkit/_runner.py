@@ -231,10 +231,11 @@ def run_lanes(
     the lanes from `resume["lo"]` on when resuming).
 
     Lanes run in chunks of `size` lanes and each chunk in segments of steps. After every
-    segment `on_segment(lo, next_segment, state)` may take a snapshot: `state()` fetches the
-    chunk's carry and history so far to the host. `resume` (such a snapshot, plus `lo` and
-    `seg`) restarts there: earlier lane chunks are skipped (their outputs are the caller's),
-    and the chunk `lo` continues from its saved carry at segment `seg`, bit for bit.
+    segment but a lane chunk's last, `on_segment(lo, next_segment, state)` may take a
+    snapshot: `state()` fetches the chunk's carry and history so far to the host. `resume`
+    (such a snapshot, plus `lo` and `seg`) restarts there: earlier lane chunks are skipped
+    (their outputs are the caller's), and the chunk `lo` continues from its saved carry at
+    segment `seg`, bit for bit.
     """
     dtype = jnp.dtype(spec.dtype)
     n, dim = x0.shape
@@ -242,6 +243,17 @@ def run_lanes(
     tile, size = chunk_layout(spec, dim, tuple(lane_hp), n, lanes_per_chunk, len(devices), tile)
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
+    scale = _put(thr_scale, mesh, lanes=False, dtype=dtype)
+    # the programs and their output layouts are the same for every lane chunk
+    base = (spec, size, dim, tuple(devices), tile)
+    init = _kernel.make_init(spec)
+    carry_sh = jax.tree.map(
+        lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
+        _kernel.carry_axes(spec, dim),
+        carry_shapes(spec, dim, tuple(lane_hp)),
+        is_leaf=lambda ax: ax is None,
+    )
+    chunk_sh = (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1))
     start = 0 if resume is None else resume["lo"]  # the caller holds the lanes before it
     records = sum(s.blocks for s in segments) + 1  # + the loss of x_T
     # every output is written in place, lane chunk by lane chunk (lane lo - start on); the
@@ -256,17 +268,9 @@ def run_lanes(
             _put({k: v[idx] for k, v in lane_hp.items()}, mesh, dtype=dtype),
             fixed,
             None if keys is None else _put(keys[idx], mesh),
-            _put(thr_scale, mesh, lanes=False, dtype=dtype),
+            scale,
         )
-        base = (spec, size, dim, tuple(devices), tile)
-        init = _kernel.make_init(spec)
-        carry_sh = jax.tree.map(
-            lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
-            _kernel.carry_axes(spec, dim),
-            carry_shapes(spec, dim, tuple(lane_hp)),
-            is_leaf=lambda ax: ax is None,
-        )
-        carry = _compiled((*base, "init"), lambda i=init: i, args, False, clock, carry_sh)(*args)
+        carry = _compiled((*base, "init"), lambda: init, args, False, clock, carry_sh)(*args)
         keep, first, t0, col = min(size, n - lo), 0, 0, 0
         rows = slice(lo - start, lo - start + keep)
         hist = history[:, rows]  # [records, keep], a view
@@ -306,7 +310,7 @@ def run_lanes(
                 a,
                 True,
                 clock,
-                (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
+                chunk_sh,
             )
             carry, h, out = exe(*a)
             flush()

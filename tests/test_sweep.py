@@ -466,7 +466,6 @@ def test_same_numbers_on_two_and_three_devices():
 
 
 def test_plan_tells_the_lanes_programs_and_chunks_a_sweep_runs(monkeypatch):
-    from gdkit import _kernel
     from gdkit.sweep import plan
 
     kw = dict(
@@ -481,9 +480,14 @@ def test_plan_tells_the_lanes_programs_and_chunks_a_sweep_runs(monkeypatch):
     )
     p = plan("rosenbrock", optax.sgd, **kw)
     assert (p.lanes, p.programs) == (1000, 2)  # nesterov is structural: two programs
-    inits = []
-    make_init = _kernel.make_init
-    monkeypatch.setattr(_kernel, "make_init", lambda spec: inits.append(spec) or make_init(spec))
+    inits = []  # the init program runs once per lane chunk
+    compiled = _runner._compiled
+
+    def counting(key, *a, **k):
+        inits.extend(key[-1:] if key[-1] == "init" else [])
+        return compiled(key, *a, **k)
+
+    monkeypatch.setattr(_runner, "_compiled", counting)
     r = sweep("rosenbrock", optax.sgd, progress=False, devices=None, **kw)
     assert r.lanes == p.lanes and len(inits) == p.lane_chunks  # one init per lane chunk
     assert p.lane_chunks >= 2 * -(-500 // 300)
