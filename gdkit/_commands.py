@@ -50,7 +50,7 @@ def run(args) -> int:
     elif args.config is None:
         raise UserError("give a CONFIG file to run, or --resume RUN_DIR")
     with user_errors():
-        cfg = config_mod.load(args.config, args.set, check=False)
+        cfg = config_mod.load(args.config, args.set, check=False, allow_import=args.allow_import)
         if args.platform is not None:
             cfg = cfg.model_copy(update={"platform": args.platform})
         if args.distributed and cfg.distributed is None:
@@ -295,7 +295,7 @@ def plot(args) -> int:
     run_dir = pathlib.Path(args.run_dir)
     with user_errors():
         results = rundir.load_results(run_dir)
-        cfg = config_mod.load(run_dir / "config.yaml", check=False)
+        cfg = config_mod.load(run_dir / "config.yaml", check=False, allow_import=args.allow_import)
     kinds = tuple(cfg.plots) if args.kinds is None else tuple(args.kinds.split(","))
     unknown = sorted(set(kinds) - set(config_mod.PLOTS))
     if unknown:

@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted run from its last checkpoint (finished sweeps are kept)",
     )
+    _allow_import_flag(p)
     p.set_defaults(handler=_commands.run)
 
     p = sub.add_parser(
@@ -141,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kinds", default=None, metavar="K1,K2", help="which plots (default: the config's)"
     )
+    _allow_import_flag(p)
     p.set_defaults(handler=_commands.plot)
 
     p = sub.add_parser(
@@ -168,6 +170,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--x64", action="store_true", help="check in float64")
     p.set_defaults(handler=_cmd_check_grad)
     return parser
+
+
+def _allow_import_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-import",
+        action="store_true",
+        help="let the config name objectives by import path (package.module:name), which "
+        "imports that module: only for configs you trust. Even then only objectives marked "
+        "with @gdkit.objectives.objective or @gdkit.objectives.objective_factory are used",
+    )
 
 
 def _cmd_list(args) -> int:

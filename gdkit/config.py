@@ -87,7 +87,7 @@ class MinimumSpec(_Strict):
 
 class ObjectiveSpec(BaseModel):
     """One objective: `{name: ..., <params>}`, `{expr: "...", variables: [...]}` or
-    `{name: "package.module:function", <params>}`."""
+    `{name: "package.module:name", <params>}` (a marked objective; see `check_imports`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str | None = None
@@ -200,12 +200,17 @@ class ExperimentConfig(_Strict):
 
 
 def load(
-    path: str | pathlib.Path, overrides: list[str] = (), *, check: bool = True
+    path: str | pathlib.Path,
+    overrides: list[str] = (),
+    *,
+    check: bool = True,
+    allow_import: bool = False,
 ) -> ExperimentConfig:
     """Reads, overrides (`key.path=value`) and validates a config file.
 
     With `check=False` only the schema is validated, nothing that touches JAX: the CLI selects
-    the platform in between, then calls `check_names(config)`.
+    the platform in between, then calls `check_names(config)`. A config that names an objective
+    by import path is refused unless `allow_import` (see `check_imports`).
     """
     path = pathlib.Path(path)
     try:
@@ -215,18 +220,34 @@ def load(
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    config = validate(apply_overrides(raw, overrides))
+    config = validate(apply_overrides(raw, overrides), allow_import=allow_import)
     if check:
         check_names(config)
     return config
 
 
-def validate(raw: dict) -> ExperimentConfig:
-    """The schema check: every key known, every value of the right type and range."""
+def validate(raw: dict, *, allow_import: bool = False) -> ExperimentConfig:
+    """The schema check: every key known, every value of the right type and range; import
+    paths only with `allow_import`."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        config = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_first_error(e)) from None
+    check_imports(config, allow_import)
+    return config
+
+
+def check_imports(config: ExperimentConfig, allow_import: bool) -> None:
+    """A config is data: naming an objective by import path (`package.module:name`), which
+    imports that module, is refused unless the user allows it (`gdkit run --allow-import`).
+    Even then `objectives.get` honours only marked objectives (`objectives.objective`,
+    `objectives.objective_factory`), and never calls anything else."""
+    for i, spec in enumerate(config.objectives):
+        if not allow_import and spec.name is not None and ":" in spec.name:
+            raise ConfigError(
+                f"objectives.{i}.name: {spec.name!r} is an import path, and a config imports "
+                "code only when allowed: pass --allow-import if you trust this config"
+            )
 
 
 def _first_error(e: ValidationError) -> str:
@@ -293,6 +314,7 @@ def check_names(config: ExperimentConfig) -> None:
     """Objective and optimizer names, parameters and hyperparameter values, checked by building
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
+    from gdkit.objectives._imported import ImportPathError
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
@@ -304,6 +326,7 @@ def check_names(config: ExperimentConfig) -> None:
             key, msg = _split_key(str(e), spec.name or "")
             m = re.search(r"has no parameter '(\w+)'", msg)
             key = key or (m.group(1) if m else None)
+            key = key or ("name" if isinstance(e, ImportPathError) else None)
             raise ConfigError(f"objectives.{i}{'.' + key if key else ''}: {msg}") from None
     for i, spec in enumerate(config.optimizers):
         where = f"optimizers.{i}"

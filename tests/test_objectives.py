@@ -1,6 +1,7 @@
 """Objectives: values at known points, every listed minimum, dtypes, vmap, registry errors."""
 
 import math
+import sys
 import textwrap
 
 import jax
@@ -222,21 +223,36 @@ def test_import_path_objectives(tmp_path, monkeypatch):
             import jax.numpy as jnp
             from gdkit import objectives
 
+            @objectives.objective(dim=4, minima=[([1.0] * 4, 0.0)])
             def bowl(x):
                 return jnp.sum((x - 1.0) ** 2)
 
+            @objectives.objective_factory
             def shifted(shift: float = 1.0) -> objectives.Objective:
                 return objectives.wrap(lambda x: jnp.sum((x - shift) ** 2), dim=2,
                                        minima=[([shift, shift], 0.0)])
 
-            READY = objectives.wrap(bowl, dim=2, name="ready")
+            def unmarked(x):
+                return jnp.sum(x ** 2)
+
+            READY = objectives.wrap(unmarked, dim=2, name="ready")
             """
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    bowl = objectives.get("my_objectives:bowl", dim=4)
-    assert bowl.dim == 4 and float(bowl(jnp.ones(4))) == 0.0
+    monkeypatch.delitem(sys.modules, "my_objectives", raising=False)
+    bowl = objectives.get("my_objectives:bowl")
+    assert bowl.dim == 4 and float(bowl(jnp.ones(4))) == 0.0 and bowl.f_min == 0.0
     assert objectives.get("my_objectives:shifted", shift=3.0).minima[0].x.tolist() == [3.0, 3.0]
     assert objectives.get("my_objectives:READY").name == "ready"
-    with pytest.raises(ValueError, match="takes no parameters"):
+    with pytest.raises(ValueError, match="has no parameter 'dim'"):
         objectives.get("my_objectives:READY", dim=3)
+    with pytest.raises(ValueError, match="has no parameter 'dim'; parameters: shift"):
+        objectives.get("my_objectives:shifted", dim=3)
+    with pytest.raises(ValueError, match="is a function, not an Objective"):
+        objectives.get("my_objectives:unmarked", dim=2)
+    with pytest.raises(ValueError, match="cannot import objective"):
+        objectives.get("my_objectives:missing")
+    with pytest.raises(ValueError, match="is not an import path"):
+        objectives.get(":bowl")
+    monkeypatch.delitem(sys.modules, "my_objectives")

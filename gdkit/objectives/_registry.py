@@ -1,14 +1,14 @@
-"""Name -> objective factory registry, plus `module:function` import paths."""
+"""Name -> objective factory registry; `package.module:attr` import paths go to `_imported`."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 from collections.abc import Callable
 
-from gdkit.objectives._base import Objective, wrap
+from gdkit.objectives._base import Objective
+from gdkit.objectives._imported import from_import_path
 
 Factory = Callable[..., Objective]
 
@@ -55,9 +55,11 @@ def entries() -> list[Entry]:
 def get(name: str, **params) -> Objective:
     """Returns the objective `name` built with `params`.
 
-    `name` is a registered name (see `names()`) or an import path `package.module:attr` whose
-    attribute is an `Objective`, a factory returning one, or a plain function `[d] -> scalar`
-    (then `params` are those of `wrap`: dim, x0, bounds, minima). The same name and hashable
+    `name` is a registered name (see `names()`) or an import path `package.module:attr`: the
+    module is imported, and its attribute must be an `Objective` (then `params` must be empty;
+    `@objectives.objective` makes one of a plain function) or a factory marked with
+    `@objectives.objective_factory` (then `params` are its declared parameters, nothing else).
+    Any other attribute is refused and never called. The same registered name and hashable
     params return the same `Objective` object, so compiled programs are reused.
 
     Example:
@@ -68,11 +70,11 @@ def get(name: str, **params) -> Objective:
       4
     """
     if ":" in name:
-        return _from_import_path(name, params)
+        return from_import_path(name, params)
     if name not in _REGISTRY:
         raise ValueError(
             f"unknown objective {name!r}{_suggest(name, names())}; known: "
-            f"{', '.join(names())}, or an import path 'module:function'"
+            f"{', '.join(names())}, or an import path 'module:name' of a marked objective"
         )
     entry = _REGISTRY[name]
     allowed = entry.params
@@ -91,31 +93,6 @@ def get(name: str, **params) -> Objective:
     except KeyError:
         obj = _CACHE[key] = entry.factory(**params)
         return obj
-
-
-def _from_import_path(path: str, params: dict) -> Objective:
-    module_name, _, attr = path.partition(":")
-    try:
-        target = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot import objective {path!r}: {e}") from None
-    if isinstance(target, Objective):
-        if params:
-            raise ValueError(f"{path} is an Objective already; it takes no parameters")
-        return target
-    if not callable(target):
-        raise ValueError(f"{path} is neither an Objective nor a callable")
-    if set(params) <= {"dim", "x0", "bounds", "minima"} and not _returns_objective(target):
-        return wrap(target, name=attr, **params)
-    obj = target(**params)
-    if not isinstance(obj, Objective):
-        raise ValueError(f"{path}(**params) returned {type(obj).__name__}, not an Objective")
-    return obj
-
-
-def _returns_objective(fn: Callable) -> bool:
-    ann = inspect.signature(fn).return_annotation
-    return ann is Objective or ann == "Objective"
 
 
 def _suggest(word: str, options) -> str:
