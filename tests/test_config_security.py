@@ -375,3 +375,61 @@ def test_the_readme_says_configs_import_only_when_allowed():
     text = " ".join(readme.split())
     assert "--allow-import" in text
     assert "objective_factory" in text
+
+
+def test_an_override_cannot_hold_a_yaml_python_tag(tmp_path, capsys):
+    ran = tmp_path / "ran.txt"
+    cfg = _config(tmp_path, {"name": "rosenbrock"})
+    tag = f"!!python/object/apply:os.system ['touch {ran}']"
+    assert _main(["run", cfg, "--out", str(tmp_path / "runs"), "--set", f"steps={tag}"]) == 2
+    err = capsys.readouterr().err
+    assert "--set steps" in err and "malformed YAML" in err and err.count("\n") == 1
+    assert not ran.exists() and not (tmp_path / "runs").exists()
+
+
+class _Unpickled:
+    """Writes a file when unpickled: what a pickled array in a result file could do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_in_a_result_file_is_never_unpickled(finished, tmp_path, capsys):
+    import numpy as np
+
+    ran = tmp_path / "ran.txt"
+    run_dir = tmp_path / "sent"
+    shutil.copytree(finished, run_dir)
+    (result,) = (run_dir / "results").iterdir()
+    with np.load(result) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["final_loss"] = np.array([_Unpickled(ran)], dtype=object)
+    with open(result, "wb") as f:
+        np.savez(f, **arrays)
+    assert _main(["show", str(run_dir)]) == 2
+    assert _main(["plot", str(run_dir)]) == 2
+    assert not ran.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_csv_path_at_a_pipe_is_refused_not_waited_on(tmp_path):
+    """`csv:` names a data file; a named pipe (or /dev/zero) would block or fill memory."""
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    cfg = _config(tmp_path, {"name": "linear_regression", "csv": str(fifo)})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gdkit.cli", "run", cfg, "--dry-run"],
+            capture_output=True,
+            text=True,
+            timeout=120,  # a watchdog: without the check, open() waits for a writer forever
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("gdkit waited on a named pipe given as csv:")
+    assert proc.returncode == 2, proc.stderr
+    assert f"objectives.0: {fifo}: not a regular file" in proc.stderr
+    assert proc.stderr.count("\n") == 1

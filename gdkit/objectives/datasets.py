@@ -18,6 +18,7 @@ import difflib
 import importlib.resources
 import math
 import os
+import stat
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,9 +103,9 @@ def load_csv(
     """Reads a CSV file with a header row: `features` columns (default: all but the target)
     and the `target` column (default: the last one). Other columns are ignored.
 
-    Raises ValueError naming the file and line (`file:line: ...`) for an empty file, a header
-    without data rows, a missing column, a ragged row, or a cell of a used column that is not
-    a finite number.
+    Raises ValueError naming the file and line (`file:line: ...`) for a path that is not a
+    regular file (a named pipe, a device), an empty file, a header without data rows, a
+    missing column, a ragged row, or a cell of a used column that is not a finite number.
 
     Example:
       >>> import pathlib, tempfile
@@ -117,6 +118,8 @@ def load_csv(
     """
     where = os.fspath(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or /dev/zero: blocks, fills memory
+            raise ValueError(f"{where}: not a regular file (csv= names a CSV data file)")
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f))]
     except OSError as e:
