@@ -305,6 +305,8 @@ def plot(args) -> int:
     _select_platform("cpu", cfg.dtype)
     from gdkit import experiment
 
+    with user_errors():  # an import path (--allow-import) that names no objective here, say
+        config_mod.check_names(cfg)
     objectives = {job.objective.name: job.objective for job in experiment.plan(cfg)}
     for path in plots.draw(results, objectives, run_dir / "plots", kinds=kinds):
         print(path)

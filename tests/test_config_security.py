@@ -433,3 +433,11 @@ def test_a_csv_path_at_a_pipe_is_refused_not_waited_on(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"objectives.0: {fifo}: not a regular file" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_plot_with_allow_import_of_a_module_not_here_is_one_line(finished, tmp_path, capsys):
+    run_dir = _sent_to_you(finished, tmp_path, {"name": "gdkit_no_such_module_here:bowl"})
+    assert _main(["plot", str(run_dir), "--kinds", "loss", "--allow-import"]) == 2
+    err = capsys.readouterr().err
+    assert "objectives.0.name: cannot import objective 'gdkit_no_such_module_here:bowl'" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
