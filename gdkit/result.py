@@ -47,8 +47,8 @@ class SweepResult:
       best_loss: lowest loss seen at any step before divergence.
       final_x: [..., d] the final point (for diverged lanes: the last finite point).
       final_grad_norm: |grad f| at the final point.
-      steps_to_tol: steps taken when the gap f - f_min (or |grad f| when f_min is unknown)
-        first fell to `tol` or below; -1 if never (or only after diverging).
+      steps_to_tol: the step from which the gap f - f_min (or |grad f| when f_min is unknown)
+        stayed at `tol` or below until the end; -1 if it did not end there (or diverged).
       status: "converged" (reached tol, never diverged), "diverged" (loss NaN/inf or above the
         divergence threshold at step `diverged_step`), otherwise "max_steps".
       diverged_step: the step whose loss was bad; -1 if the lane never diverged.

@@ -206,8 +206,9 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
     stt = out["steps_to_tol"].astype(np.int64)
     div = out["diverged_step"].astype(np.int64)
     diverged = div != _kernel.NEVER
-    # Converged: reached tol, never diverged, and still within tol at the end (a lane that
-    # only passed through tol, as gradient descent just above its stability edge does, is not).
+    # Converged: within tol from step steps_to_tol to the end, never diverged (a lane that
+    # only passed through tol, as gradient descent just above its stability edge does, is not;
+    # one that dipped under tol, climbed out and came back reached tol when it came back).
     converged = (stt != _kernel.NEVER) & ~diverged & out["final_hit"]
     stt = np.where(converged, stt, -1)
     status = np.where(diverged, "diverged", np.where(converged, "converged", "max_steps"))
