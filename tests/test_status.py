@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from gdkit import objectives
 from gdkit.sweep import sweep
@@ -74,3 +75,58 @@ def test_the_gallery_label_agrees_with_the_curve_drawn():
     outside = np.flatnonzero(gap > 1e-6)
     assert outside.size and outside[0] < 674 < outside[-1]  # the dip and the climb happen
     assert r.steps_to_tol[0, 0] == outside[-1] + 1
+
+
+def _saddle(minima=()):
+    # f(x, y) = x^2 - y^2: a saddle at the origin, unbounded below (no minimum at all).
+    return objectives.wrap(
+        lambda z: z[0] ** 2 - z[1] ** 2, dim=2, x0=[1.0, 0.0], minima=minima, name="saddle"
+    )
+
+
+def test_gradient_descent_onto_a_saddle_is_stationary_not_converged():
+    # From (1, 0) gradient descent keeps y = 0 exactly: x_k = (1 - 2 lr)^k, |grad f|_k = 2 x_k.
+    # With lr = 0.25, |grad f|_k = 2 * 0.5^k <= 1e-3 from k = 11 on.
+    with jax.enable_x64(True):
+        r = sweep(
+            _saddle(), "gd", grid={"learning_rate": [0.25]}, steps=40, tol=1e-3, progress=False
+        )
+    assert r.tol_metric == "grad_norm"
+    assert r.status[0, 0] == "stationary"
+    assert r.steps_to_tol[0, 0] == 11
+    assert not r.converged.any() and r.stationary.all()
+    assert r.counts() == {"converged": 0, "stationary": 1, "max_steps": 0, "diverged": 0}
+    np.testing.assert_allclose(r.final_x[0, 0], [0.5**40, 0.0], atol=1e-15)
+
+
+def test_the_same_descent_to_a_known_minimum_is_converged():
+    # f = x^2 + y^2: with its minimum given, reaching it is `converged` (gap 0.25^k <= tol
+    # from k = 10 on: 4^-10 = 9.5e-7); without, the same lane is only `stationary`.
+    bowl = lambda z: z[0] ** 2 + z[1] ** 2  # noqa: E731
+    known = objectives.wrap(bowl, dim=2, x0=[1.0, 0.0], minima=[([0.0, 0.0], 0.0)], name="b")
+    unknown = objectives.wrap(bowl, dim=2, x0=[1.0, 0.0], name="b")
+    with jax.enable_x64(True):
+        a = sweep(known, "gd", grid={"learning_rate": [0.25]}, steps=30, tol=1e-6, progress=False)
+        b = sweep(unknown, "gd", grid={"learning_rate": [0.25]}, steps=30, tol=1e-6, progress=False)
+    assert (a.status[0, 0], a.steps_to_tol[0, 0]) == ("converged", 10)
+    # |grad f|_k = 2 * 0.5^k <= 1e-6 from k = 21 on (2 * 0.5^21 = 9.5e-7).
+    assert (b.status[0, 0], b.steps_to_tol[0, 0]) == ("stationary", 21)
+
+
+def test_the_xor_network_on_its_plateau_is_stationary_and_never_best():
+    # mlp.yaml's Adam grid: at lr = 10^(-3 + 3 * 22/23) Adam stalls on the XOR network's
+    # plateau at loss 0.25 with |grad| < tol; at lr = 10^(-3 + 3 * 21/23) it fits XOR (loss near
+    # the infimum 0). Neither minimum is known, so both are `stationary`; best() is the fit.
+    obj = objectives.get("mlp", hidden=4, seed=0)
+    lrs = np.logspace(-3, 0, 24)[[21, 22]]
+    r = sweep(obj, "adam", grid={"learning_rate": lrs}, steps=1500, tol=1e-4, progress=False)
+    assert obj.f_min is None
+    assert r.status.ravel().tolist() == ["stationary", "stationary"]
+    plateau = r.row(1)
+    g = np.linalg.norm(np.asarray(jax.grad(obj.fn)(jnp.asarray(r.final_x[1, 0]))))
+    assert g <= 1e-4 and abs(plateau["final_loss"] - 0.25) < 1e-3
+    assert r.row(0)["final_loss"] < 1e-3
+    assert r.best()["lane"] == 0
+    assert r.representative()["lane"] == 0
+    with pytest.raises(ValueError, match="no converged lane"):
+        r.best(converged=True)
