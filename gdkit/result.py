@@ -160,8 +160,8 @@ class SweepResult:
         final loss wins.
         by="final_loss" or "best_loss": the lowest such loss (equivalent to the gap), ties
         broken by fewer steps_to_tol.
-        With `converged=True` only converged lanes compete (never stationary ones). Raises ValueError if no lane
-        qualifies.
+        With `converged=True` only converged lanes compete (never stationary ones). Raises
+        ValueError if no lane qualifies.
         """
         if by not in ("steps_to_tol", "final_loss", "best_loss"):
             raise ValueError(

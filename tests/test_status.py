@@ -2,13 +2,19 @@
 and stayed there; `stationary` means only the gradient norm did (no minimum known, so a
 plateau or a saddle may be one); the labels shown to users say which."""
 
+import csv
+import json
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from gdkit import objectives
+from gdkit import objectives, plots, rundir
+from gdkit.cli import main
+from gdkit.result import SweepResult
 from gdkit.sweep import sweep
 
 
@@ -130,3 +136,92 @@ def test_the_xor_network_on_its_plateau_is_stationary_and_never_best():
     assert r.representative()["lane"] == 0
     with pytest.raises(ValueError, match="no converged lane"):
         r.best(converged=True)
+
+
+def test_a_format_1_file_loads_with_its_gradient_norm_lanes_stationary(tmp_path):
+    # Format 1 (before `stationary`) called a lane within tol on |grad f| "converged".
+    r = sweep(
+        _saddle(), "gd", grid={"learning_rate": [0.25, 0.01]}, steps=40, tol=1e-3, progress=False
+    )
+    assert r.status.ravel().tolist() == [
+        "stationary",
+        "max_steps",
+    ]  # lr .01: |grad| = 2 * .98^40 = .89
+    r.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(str(data["meta"]))
+    assert meta["format"] == "gdkit.SweepResult/2"
+    meta["format"] = "gdkit.SweepResult/1"
+    data["meta"] = np.array(json.dumps(meta))
+    data["status"] = np.where(data["status"] == "stationary", "converged", data["status"])
+    np.savez(tmp_path / "old.npz", **data)
+    old = SweepResult.load(tmp_path / "old.npz")
+    assert old.status.ravel().tolist() == ["stationary", "max_steps"]
+    assert old.counts() == r.counts()
+
+
+# A double well without its minima given: from (0, 1.5) gradient descent keeps x = 0 and
+# y_k = 1.5 (1 - 2 lr)^k, so it ends on the saddle (0, 0), f = 1, with |grad f|_k = 2 |y_k|:
+# with lr = 0.1, 3 * 0.8^k <= 1e-4 from k = 47 on; with lr = 0.001, |grad f| = 2.45 at k = 100.
+WELL = """
+name: well
+objectives:
+  - {expr: "(x**2 - 1)**2 + y**2", x0: [0, 1.5], bounds: [[-2, 2], [-2, 2]]}
+optimizers:
+  - {name: gd, learning_rate: [0.1, 0.001]}
+starts: {kind: default}
+steps: 100
+tol: 1.0e-4
+record_every: 10
+plots: []
+"""
+
+
+def test_runs_csv_and_summary_say_stationary(tmp_path, capsys):
+    (tmp_path / "well.yaml").write_text(WELL)
+    assert main(["run", str(tmp_path / "well.yaml"), "--out", str(tmp_path), "--no-progress"]) == 0
+    run_dir = pathlib.Path(capsys.readouterr().out.strip().splitlines()[-1])
+    with open(run_dir / "runs.csv") as f:
+        rows = {float(r["learning_rate"]): r for r in csv.DictReader(f)}
+    assert (rows[0.1]["status"], rows[0.1]["steps_to_tol"]) == ("stationary", "47")
+    assert (rows[0.001]["status"], rows[0.001]["steps_to_tol"]) == ("max_steps", "-1")
+    assert rows[0.1]["gap"] == ""  # no minimum known
+    assert float(rows[0.1]["final_loss"]) == pytest.approx(1.0, abs=1e-6)
+    text = (run_dir / "summary.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| objective"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in text.splitlines() if line.startswith("| (x**2"))
+    values = dict(zip(cells, [c.strip() for c in row.strip("|").split("|")], strict=True))
+    assert values["steps to tol"] == "47 (stationary)"
+    assert (values["converged"], values["stationary"]) == ("0%", "50%")
+    (back,) = rundir.load_results(run_dir)
+    assert back.counts() == {"converged": 0, "stationary": 1, "max_steps": 1, "diverged": 0}
+
+
+def test_plot_labels_say_stationary_where_no_minimum_is_known():
+    well = objectives.wrap(
+        lambda z: (z[0] ** 2 - 1) ** 2 + z[1] ** 2,
+        dim=2,
+        x0=[0.0, 1.5],
+        bounds=[[-2, 2], [-2, 2]],
+        name="well",
+    )
+    r = sweep(
+        well,
+        "gd",
+        grid={"learning_rate": [0.1, 0.001]},
+        x0=[[0.0, 1.5], [0.0, -1.5]],
+        steps=100,
+        tol=1e-4,
+        trajectories="representative",
+        progress=False,
+    )
+    legend = [t.get_text() for t in plots.contour([r], well).legends[0].get_texts()]
+    assert "gd (lr=0.1): stationary after 47 steps (|∇f| ≤ tol), f = 1" in legend
+    assert not any("converged" in t for t in legend)
+    legend = [t.get_text() for t in plots.loss([r], well).axes[0].get_legend().get_texts()]
+    assert "gd (lr=0.1): 2/2 runs stationary" in legend
+    fig = plots.lr_sensitivity([r], well)
+    assert fig.axes[1].get_ylabel() == "stationary (%)"
+    np.testing.assert_array_equal(plots.sensitivity_curve(r).stationary, [1.0, 0.0])

@@ -170,6 +170,9 @@ def _label(res: SweepResult, lane: int, row: dict, full: bool) -> str:
         how = f"diverged at step {row['diverged_step']}"
     elif row["status"] == "converged":
         how = f"converged in {row['steps_to_tol']} steps"
+    elif row["status"] == "stationary":  # |grad f| <= tol, and no minimum is known
+        n, f = row["steps_to_tol"], row["final_loss"]
+        how = f"stationary after {n} steps (|∇f| ≤ tol), f = {f:.2g}"
     else:
         gap = row["gap"] if row["gap"] is not None else row["final_loss"]
         how = f"{'f − f*' if row['gap'] is not None else 'f'} = {gap:.2g} after {res.steps} steps"
