@@ -22,7 +22,7 @@ def path_lane(result: SweepResult) -> int | None:
     """The lane the contour draws: the run whose trajectory the sweep recorded (`gdkit run`
     records `SweepResult.representative()`), else the lowest final loss (then fewest steps)
     among all, leaving out
-    runs that started already converged (0 steps) unless nothing else is left. When every
+    runs that started already within tol (0 steps) unless nothing else is left. When every
     lane diverged, the one that lasted longest."""
     ok = ~result.diverged.ravel()
     moved = ok & (result.steps_to_tol.ravel() != 0)
