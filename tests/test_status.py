@@ -3,6 +3,7 @@ and stayed there; `stationary` means only the gradient norm did (no minimum know
 plateau or a saddle may be one); the labels shown to users say which."""
 
 import csv
+import dataclasses
 import json
 import pathlib
 
@@ -225,3 +226,21 @@ def test_plot_labels_say_stationary_where_no_minimum_is_known():
     fig = plots.lr_sensitivity([r], well)
     assert fig.axes[1].get_ylabel() == "stationary (%)"
     np.testing.assert_array_equal(plots.sensitivity_curve(r).stationary, [1.0, 0.0])
+
+
+def test_the_epochs_legend_counts_stationary_runs_of_a_fit_without_its_minimum():
+    # Least squares without its lstsq minimum given: full-batch descent at lr 0.05 is linear
+    # convergence on a strongly convex quadratic, so |grad f| is far under 1e-2 by step 400.
+    obj = objectives.get("linear_regression", n=40, noise=0.1, seed=0)
+    obj = dataclasses.replace(obj, minima=())
+    r = sweep(
+        obj,
+        "gd",
+        grid={"learning_rate": [0.05], "batch_size": ["full"]},
+        steps=400,
+        seeds=2,
+        tol=1e-2,
+        progress=False,
+    )
+    legend = [t.get_text() for t in plots.epochs([r], obj).axes[0].get_legend().get_texts()]
+    assert legend == ["gd, batch (lr=0.05): 2/2 stationary"]
