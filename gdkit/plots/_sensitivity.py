@@ -102,7 +102,7 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
     """Final f - f* against learning rate (log-log), one line per optimizer (median over
     starts and seeds, band their quartiles), learning rates where runs diverged marked with x
     at the top; with several runs per learning rate a lower panel shows the fraction that
-    converged (that ended stationary, |grad f| <= tol, where no minimum is known); on
+    converged (where no minimum is known: that ended stationary, |grad f| <= tol); on
     quadratics a vertical line at gradient descent's stability edge 2/L.
 
     Example:
