@@ -194,8 +194,7 @@ class SweepResult:
         the one where most runs converged (ties: fewer median steps to tol, then lower median
         final loss of the runs that did not diverge), and the run is its converged run with
         the median steps_to_tol (without converged runs, the lowest final loss; stationary
-        runs count as not converged). Raises
-        ValueError if every lane diverged.
+        runs count as not converged). Raises ValueError if every lane diverged.
         """
         grid = [d for d in self.dims if d not in ("start", "seed")]
         per_point = int(np.prod([len(self.axes[d]) for d in self.dims if d not in grid]))
@@ -287,9 +286,9 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a result written by `save` (a format-1 file's lanes that were "converged"
-        on |grad f| come back "stationary"; their steps_to_tol is the first step within
-        tol, as that format recorded it)."""
+        """Reads a result written by `save`. A format-1 file's lanes that were "converged"
+        on |grad f| come back "stationary"; its steps_to_tol stay the first step within tol,
+        as that format recorded them."""
         with np.load(os.fspath(path), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         meta = json.loads(str(data.pop("meta")))
