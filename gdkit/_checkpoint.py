@@ -11,8 +11,9 @@ import time
 import numpy as np
 
 # Bumped when what a snapshot means changes, so that an older file is not resumed from. 2:
-# snapshots are taken after a segment of steps that is not its lane chunk's last.
-FORMAT = 2
+# snapshots are taken after a segment of steps that is not its lane chunk's last. 3: a lane's
+# steps_to_tol is the step from which it stayed within tol (was: the first step within tol).
+FORMAT = 3
 
 
 class Checkpoint:

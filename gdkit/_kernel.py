@@ -219,6 +219,10 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
 def _bookkeeping(spec: Spec, carry, v, metric, t, consts):
     """Divergence, best loss and steps to tol, given the loss v of x_t and its tol metric.
 
+    steps_to_tol ("stt") is the step from which the lane has been within tol ever since; any
+    step outside tol resets it (NEVER): a lane that dips under tol and climbs back out has
+    not reached it. After the last step it is the step from which the lane stayed within tol.
+
     Returns (carry, loss of x_t or NaN once diverged, whether x_t is within tol)."""
     c = dict(carry)
     ok = jnp.abs(v) <= carry["thr"]  # False for NaN / inf
@@ -232,8 +236,8 @@ def _bookkeeping(spec: Spec, carry, v, metric, t, consts):
         hit = metric <= consts["tol"] * consts["tol"]
     else:
         hit = jnp.zeros_like(alive)
-    if spec.tol_metric is not None:
-        c["stt"] = jnp.minimum(carry["stt"], jnp.where(hit, t, NEVER))
+    if spec.tol_metric is not None:  # the first step of the current run of steps within tol
+        c["stt"] = jnp.where(hit, jnp.minimum(carry["stt"], t), NEVER)
     return c, jnp.where(alive, v, jnp.nan), hit
 
 

@@ -51,8 +51,8 @@ def plan(
         device = max(device, per_lane * size)  # padded to whole tiles on every device
     size = jnp.dtype(p.dtype).itemsize
     records = len(_lanes.record_steps(p.segments, p.steps))
-    # final_x, final/best loss, grad norm; steps to tol, divergence step; status; history
-    per_lane = (p.obj.dim + 3) * size + 16 + 36 + records * size
+    # final_x, final/best loss, grad norm; steps to tol, divergence step; status (<U10); history
+    per_lane = (p.obj.dim + 3) * size + 16 + 40 + records * size
     return SweepPlan(p.n, len(combos), chunks, device, p.n * per_lane)
 
 

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-STATUSES = ("converged", "max_steps", "diverged")
+STATUSES = ("converged", "stationary", "max_steps", "diverged")
+
+# 2: statuses include "stationary". Files of format 1 called such lanes "converged" (with
+# their tol on |grad f|); `load` relabels them.
+FORMAT = "gdkit.SweepResult/2"
+_FORMAT_1 = "gdkit.SweepResult/1"
 
 _ARRAYS = (
     "final_loss",
@@ -47,10 +52,13 @@ class SweepResult:
       best_loss: lowest loss seen at any step before divergence.
       final_x: [..., d] the final point (for diverged lanes: the last finite point).
       final_grad_norm: |grad f| at the final point.
-      steps_to_tol: steps taken when the gap f - f_min (or |grad f| when f_min is unknown)
-        first fell to `tol` or below; -1 if never (or only after diverging).
-      status: "converged" (reached tol, never diverged), "diverged" (loss NaN/inf or above the
-        divergence threshold at step `diverged_step`), otherwise "max_steps".
+      steps_to_tol: the step from which the gap f - f_min (or |grad f| when f_min is unknown)
+        stayed at `tol` or below until the end; -1 if it did not end there (or diverged).
+      status: "converged" (the gap to the known minimum fell to tol and stayed there, never
+        diverged); "stationary" (no minimum is known and |grad f| fell to tol and stayed
+        there: a plateau or a saddle may be one, so it is never called converged);
+        "diverged" (loss NaN/inf or above the divergence threshold at step
+        `diverged_step`); otherwise "max_steps".
       diverged_step: the step whose loss was bad; -1 if the lane never diverged.
       history: [..., R] loss at steps `history_steps` (NaN from the divergence on).
       trajectory_lanes / trajectory_x [K, steps+1, d] / trajectory_loss [K, steps+1]: full paths
@@ -116,7 +124,13 @@ class SweepResult:
 
     @property
     def converged(self) -> np.ndarray:
+        """Lanes within tol of the known minimum from steps_to_tol on."""
         return self.status == "converged"
+
+    @property
+    def stationary(self) -> np.ndarray:
+        """Lanes whose |grad f| stayed within tol from steps_to_tol on, minimum unknown."""
+        return self.status == "stationary"
 
     @property
     def diverged(self) -> np.ndarray:
@@ -141,11 +155,13 @@ class SweepResult:
         by="steps_to_tol" (default): the converged lane that reached tol in the fewest steps
         (ties: lower final loss); when no lane converged, the lowest final loss. This is the
         lane a user would pick: among runs that all reach the tolerance, lower losses below it
-        are rounding noise, speed is not.
+        are rounding noise, speed is not. `stationary` lanes are not converged: a plateau
+        reached fast must not beat a lower loss, so without a known minimum the lowest
+        final loss wins.
         by="final_loss" or "best_loss": the lowest such loss (equivalent to the gap), ties
         broken by fewer steps_to_tol.
-        With `converged=True` only converged lanes compete. Raises ValueError if no lane
-        qualifies.
+        With `converged=True` only converged lanes compete (never stationary ones). Raises
+        ValueError if no lane qualifies.
         """
         if by not in ("steps_to_tol", "final_loss", "best_loss"):
             raise ValueError(
@@ -177,8 +193,8 @@ class SweepResult:
         lucky start (one that began next to the minimum) should not decide: the grid point is
         the one where most runs converged (ties: fewer median steps to tol, then lower median
         final loss of the runs that did not diverge), and the run is its converged run with
-        the median steps_to_tol (without converged runs, the lowest final loss). Raises
-        ValueError if every lane diverged.
+        the median steps_to_tol (without converged runs, the lowest final loss; stationary
+        runs count as not converged). Raises ValueError if every lane diverged.
         """
         grid = [d for d in self.dims if d not in ("start", "seed")]
         per_point = int(np.prod([len(self.axes[d]) for d in self.dims if d not in grid]))
@@ -242,7 +258,7 @@ class SweepResult:
         for i, values in enumerate(self.axes.values()):
             arrays[f"axis_{i}"] = np.asarray(values)
         meta = {
-            "format": "gdkit.SweepResult/1",
+            "format": FORMAT,
             "objective": self.objective,
             "optimizer": self.optimizer,
             "fixed": {k: _py(v) for k, v in self.fixed.items()},
@@ -270,15 +286,21 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a result written by `save`."""
+        """Reads a result written by `save`. A format-1 file's lanes that were "converged"
+        on |grad f| come back "stationary"; its steps_to_tol stay the first step within tol,
+        as that format recorded them."""
         with np.load(os.fspath(path), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         meta = json.loads(str(data.pop("meta")))
-        if meta.pop("format", None) != "gdkit.SweepResult/1":
+        fmt = meta.pop("format", None)
+        if fmt not in (FORMAT, _FORMAT_1):
             raise ValueError(f"{path}: not a gdkit SweepResult file")
         names = meta.pop("axes")
         axes = {name: data.pop(f"axis_{i}") for i, name in enumerate(names)}
         fields = {k: data.get(k) for k in _ARRAYS}
+        if fmt == _FORMAT_1 and meta.get("tol_metric") == "grad_norm":
+            status = fields["status"].astype("<U10")
+            fields["status"] = np.where(status == "converged", "stationary", status)
         return cls(axes=axes, **meta, **fields)
 
     def __repr__(self) -> str:

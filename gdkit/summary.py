@@ -16,8 +16,10 @@ class PairSummary:
     lanes: int
     best: dict | None  # the best lane's swept hyperparameters; None if every lane diverged
     best_gap: float | None  # the best lane's final gap (final loss when f_min is unknown)
-    best_steps: int | None  # its steps_to_tol (None when it did not converge)
+    best_steps: int | None  # its steps_to_tol (None when it neither converged nor is stationary)
+    best_status: str | None  # its status; None if every lane diverged
     success_rate: float  # fraction of lanes converged
+    stationary_rate: float  # fraction of lanes stationary (|grad f| <= tol, minimum unknown)
     divergence_rate: float
     median_gap: float | None
     warnings: tuple[str, ...]
@@ -71,7 +73,9 @@ def summarize(result: SweepResult) -> PairSummary:
         best=None if row is None else {k: row[k] for k in swept},
         best_gap=best_gap,
         best_steps=None if row is None or row["steps_to_tol"] < 0 else row["steps_to_tol"],
+        best_status=None if row is None else row["status"],
         success_rate=float(np.mean(status == "converged")),
+        stationary_rate=float(np.mean(status == "stationary")),
         divergence_rate=float(np.mean(status == "diverged")),
         median_gap=float(np.median(finite)) if finite.size else None,
         warnings=tuple(warnings),
@@ -99,10 +103,18 @@ COLUMNS = (
     "best gap",
     "steps to tol",
     "converged",
+    "stationary",
     "diverged",
     "median gap",
     "lanes",
 )
+
+
+def _steps(s: PairSummary) -> str:
+    """The best run's steps to tol, saying when they are steps to a stationary point."""
+    if s.best_steps is None:
+        return "-"
+    return f"{s.best_steps} (stationary)" if s.best_status == "stationary" else str(s.best_steps)
 
 
 def table_rows(results: list[SweepResult]) -> list[tuple[list[str], tuple[str, ...]]]:
@@ -116,8 +128,9 @@ def table_rows(results: list[SweepResult]) -> list[tuple[list[str], tuple[str, .
                     s.optimizer,
                     _hp(s.best),
                     _fmt(s.best_gap),
-                    _fmt(s.best_steps),
+                    _steps(s),
                     f"{s.success_rate:.0%}",
+                    f"{s.stationary_rate:.0%}",
                     f"{s.divergence_rate:.0%}",
                     _fmt(s.median_gap),
                     str(s.lanes),
@@ -136,7 +149,9 @@ def markdown(results: list[SweepResult], title: str | None = None) -> str:
         "known). Best = the hyperparameters where most runs converged (ties: lower "
         "median final gap), shown with the median-speed run there; with one run per grid "
         "point, the converged run with the fewest steps to tol (or, where none converged, "
-        "the lowest final gap)."
+        "the lowest final gap). Converged = within tol of the known minimum from its "
+        "steps to tol to the end; stationary = no minimum is known and |grad f| stayed "
+        "within tol (a plateau or a saddle may be one: not a claim of a minimum)."
     )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     notes = []

@@ -70,8 +70,9 @@ def sweep(
         `gdkit.starts` for grids and random start sets.
       seeds: N (seeds 0..N-1) or a list of seeds: adds a `seed` axis with a PRNG key per lane,
         used by stochastic parts (`noise`).
-      tol: a lane converges when f - f_min <= tol (|grad f| <= tol if f_min is unknown).
-        None: no convergence test (every surviving lane ends "max_steps").
+      tol: a lane is "converged" when f - f_min falls to tol and stays there; when f_min is
+        unknown, "stationary" when |grad f| does (a plateau or a saddle may be one). None:
+        no test (every surviving lane ends "max_steps").
       record_every: loss history thinning (default: about 100 records).
       noise: standard deviation of Gaussian noise added to every gradient (needs `seeds`).
       divergence_threshold: a lane diverges at the first step whose loss is NaN/inf or has
@@ -206,11 +207,15 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
     stt = out["steps_to_tol"].astype(np.int64)
     div = out["diverged_step"].astype(np.int64)
     diverged = div != _kernel.NEVER
-    # Converged: reached tol, never diverged, and still within tol at the end (a lane that
-    # only passed through tol, as gradient descent just above its stability edge does, is not).
-    converged = (stt != _kernel.NEVER) & ~diverged & out["final_hit"]
-    stt = np.where(converged, stt, -1)
-    status = np.where(diverged, "diverged", np.where(converged, "converged", "max_steps"))
+    # Converged: within tol from step steps_to_tol to the end, never diverged (a lane that
+    # only passed through tol, as gradient descent just above its stability edge does, is not;
+    # one that dipped under tol, climbed out and came back reached tol when it came back).
+    # Without a known minimum, tol is on |grad f|: a lane within it reached a stationary point
+    # (a plateau or a saddle may be one), reported `stationary`, never `converged`.
+    reached = (stt != _kernel.NEVER) & ~diverged & out["final_hit"]
+    stt = np.where(reached, stt, -1)
+    done = "stationary" if p.tol_metric == "grad_norm" else "converged"
+    status = np.where(diverged, "diverged", np.where(reached, done, "max_steps"))
     noise = {"noise": p.noise} if p.noise is not None else {}
     return SweepResult(
         objective=p.obj.name,
@@ -229,7 +234,7 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
         final_x=out["final_x"].reshape(*shape, p.obj.dim),
         final_grad_norm=out["final_grad_norm"].reshape(shape),
         steps_to_tol=stt.reshape(shape),
-        status=status.astype("<U9").reshape(shape),
+        status=status.astype("<U10").reshape(shape),
         diverged_step=np.where(diverged, div, -1).reshape(shape),
         history=out["history"].reshape(*shape, -1),
         history_steps=_lanes.record_steps(p.segments, p.steps),

@@ -40,7 +40,7 @@ static inline void book(const Lanes *s, int i, float f, int t) {
   int ok = fabsf(f) <= s->thr[i]; /* false for NaN */
   s->div[i] = (s->div[i] == NEVER && !ok) ? t : s->div[i];
   s->best[i] = (s->div[i] == NEVER && f < s->best[i]) ? f : s->best[i];
-  s->stt[i] = (s->stt[i] == NEVER && f <= TOL) ? t : s->stt[i];
+  s->stt[i] = f <= TOL ? (s->stt[i] == NEVER ? t : s->stt[i]) : NEVER; /* within tol since */
 }
 
 static inline void run_tile(const Lanes *s, int lo, int hi, int steps, int bookkeeping,

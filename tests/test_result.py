@@ -65,7 +65,7 @@ def test_rows_are_tidy_one_per_lane_in_c_order():
     assert (last["x0_0"], last["x0_1"]) == (0.5, 0.5)
     assert (last["final_x_0"], last["final_x_1"]) == (6.0, 7.0)
     assert last["gap"] == last["final_loss"] == 1e6
-    assert r.counts() == {"converged": 2, "max_steps": 1, "diverged": 1}
+    assert r.counts() == {"converged": 2, "stationary": 0, "max_steps": 1, "diverged": 1}
 
 
 def _assert_same(a: SweepResult, b: SweepResult):

@@ -41,7 +41,8 @@ def mlp(
     tie between hidden units).
 
     The infimum is 0 but it is not attained (sigmoid outputs never reach 0 or 1), so `minima`
-    is empty: sweeps use |grad| <= tol as their convergence test. 1,500 steps of gradient
+    is empty: sweeps test |grad| <= tol, and a run that passes it is `stationary` (the XOR
+    plateau at loss 0.25 passes it too), never `converged`. 1,500 steps of gradient
     descent at learning rate 1 take the loss from about 0.5 to under 0.01 on `xor`.
 
     Example:

@@ -84,6 +84,12 @@ def per_point(result: SweepResult, arr: np.ndarray) -> np.ndarray:
     return np.asarray(arr).reshape(*g, -1, *trailing)
 
 
+def reached(result: SweepResult) -> str:
+    """The status of a lane that reached tol in this sweep: "converged" (to the known
+    minimum), or "stationary" where no minimum is known (|grad f| <= tol)."""
+    return "stationary" if result.tol_metric == "grad_norm" else "converged"
+
+
 def run_score(result: SweepResult) -> tuple[np.ndarray, np.ndarray]:
     """Per grid point [*grid]: converged runs, and the median final loss of the runs that did
     not diverge (inf when all did): how good a grid point is across starts and seeds."""

@@ -22,7 +22,7 @@ def path_lane(result: SweepResult) -> int | None:
     """The lane the contour draws: the run whose trajectory the sweep recorded (`gdkit run`
     records `SweepResult.representative()`), else the lowest final loss (then fewest steps)
     among all, leaving out
-    runs that started already converged (0 steps) unless nothing else is left. When every
+    runs that started already within tol (0 steps) unless nothing else is left. When every
     lane diverged, the one that lasted longest."""
     ok = ~result.diverged.ravel()
     moved = ok & (result.steps_to_tol.ravel() != 0)
@@ -170,6 +170,9 @@ def _label(res: SweepResult, lane: int, row: dict, full: bool) -> str:
         how = f"diverged at step {row['diverged_step']}"
     elif row["status"] == "converged":
         how = f"converged in {row['steps_to_tol']} steps"
+    elif row["status"] == "stationary":  # |grad f| <= tol, and no minimum is known
+        n, f = row["steps_to_tol"], row["final_loss"]
+        how = f"stationary after {n} steps (|∇f| ≤ tol), f = {f:.2g}"
     else:
         gap = row["gap"] if row["gap"] is not None else row["final_loss"]
         how = f"{'f − f*' if row['gap'] is not None else 'f'} = {gap:.2g} after {res.steps} steps"

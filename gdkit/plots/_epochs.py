@@ -50,8 +50,9 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
             c.band(ax, x, lo, hi, color)
         kind = {"full": "batch", "1": "stochastic"}.get(b, f"mini-batch {b}")
         hp = {k: v for k, v in c.hparams(r, gidx).items() if k != "batch_size"}
-        done = int(np.sum(c.per_point(r, r.status)[tuple(gidx)] == "converged"))
-        label = f"{r.optimizer}, {kind}{c.paren(c.hparam_label(hp))}: {done}/{len(h)} converged"
+        word = c.reached(r)
+        done = int(np.sum(c.per_point(r, r.status)[tuple(gidx)] == word))
+        label = f"{r.optimizer}, {kind}{c.paren(c.hparam_label(hp))}: {done}/{len(h)} {word}"
         ax.plot(x, mid, color=color, lw=1.8, label=label)
     if with_batches[0].f_min is not None:
         ax.set_yscale("log")

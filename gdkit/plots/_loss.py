@@ -61,7 +61,8 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         status = c.per_point(res, res.status)[gidx]
         extra = ""
         if runs > 1:
-            extra = f": {int(np.sum(status == 'converged'))}/{runs} runs converged"
+            done = c.reached(res)
+            extra = f": {int(np.sum(status == done))}/{runs} runs {done}"
         n_div = int(np.sum(status == "diverged"))
         extra += f", {n_div} diverged" if n_div else ""
         label = f"{res.optimizer}{c.paren(c.hparam_label(c.hparams(res, gidx)))}{extra}"

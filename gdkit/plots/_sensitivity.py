@@ -41,8 +41,8 @@ def stability_edge(objective: Objective) -> float | None:
 
 class Curve(NamedTuple):
     """Per learning rate [n]: median, quartiles (min-max below 4 runs) of the final gap over
-    starts and seeds (diverged runs left out), and the fractions of runs that diverged and
-    converged."""
+    starts and seeds (diverged runs left out), and the fractions of runs that diverged,
+    converged and ended stationary (|grad f| <= tol where no minimum is known)."""
 
     learning_rate: np.ndarray
     median: np.ndarray
@@ -50,6 +50,7 @@ class Curve(NamedTuple):
     high: np.ndarray
     diverged: np.ndarray
     converged: np.ndarray
+    stationary: np.ndarray
     runs: int
 
 
@@ -83,24 +84,26 @@ def sensitivity_curve(result: SweepResult) -> Curve:
     conv, med = (by_lr(a) for a in c.run_score(result))  # [n_lr, others]
     g = np.where((status == "diverged") | ~np.isfinite(g), np.nan, g)
     runs = g.shape[-1]
-    out = np.full((5, n_lr), np.nan)
+    out = np.full((6, n_lr), np.nan)
     for i in range(n_lr):
         j = np.lexsort((med[i], -conv[i]))[0]
         out[3, i] = np.mean(status[i, j] == "diverged")
         out[4, i] = np.mean(status[i, j] == "converged")
+        out[5, i] = np.mean(status[i, j] == "stationary")
         if np.isfinite(med[i, j]):
             q = [25, 75] if runs >= 4 else [0, 100]
             out[0, i] = np.nanmedian(g[i, j])
             out[1, i], out[2, i] = np.nanpercentile(g[i, j], q)
     lr = np.asarray(result.axes[LR], np.float64)
-    return Curve(lr, *out, runs=runs)
+    return Curve(lr, *out[:5], stationary=out[5], runs=runs)
 
 
 def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None = None) -> Figure:
     """Final f - f* against learning rate (log-log), one line per optimizer (median over
     starts and seeds, band their quartiles), learning rates where runs diverged marked with x
     at the top; with several runs per learning rate a lower panel shows the fraction that
-    converged; on quadratics a vertical line at gradient descent's stability edge 2/L.
+    converged (where no minimum is known: that ended stationary, |grad f| <= tol); on
+    quadratics a vertical line at gradient descent's stability edge 2/L.
 
     Example:
       >>> import numpy as np
@@ -152,7 +155,8 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
                 linewidths=1.5,
             )
         if ax2 is not None:
-            ax2.plot(cv.learning_rate, 100 * cv.converged, "-o", color=color, ms=3, lw=1.4)
+            done = cv.converged if known else cv.stationary
+            ax2.plot(cv.learning_rate, 100 * done, "-o", color=color, ms=3, lw=1.4)
         handles.append(Line2D([], [], color=color, marker="o", ms=3, lw=1.6, label=res.optimizer))
     edge = None
     if objective is not None and objective.name.split("(")[0] == "quadratic":
@@ -210,7 +214,7 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
     ax.legend(handles=handles, fontsize=8, loc="lower left", framealpha=0.9)
     bottom = ax
     if ax2 is not None:
-        ax2.set(ylabel="converged (%)", ylim=(-5, 105))
+        ax2.set(ylabel="converged (%)" if known else "stationary (%)", ylim=(-5, 105))
         ax2.grid(True, which="major", alpha=0.3)
         bottom = ax2
     bottom.set_xlabel("learning rate")
