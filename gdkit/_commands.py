@@ -305,7 +305,7 @@ def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
         if what is None:
             raise
         raise ResourceError(
-            f"{what}; {run_dir} is left incomplete: free some and resume with: "
+            f"{what}; {run_dir} is left incomplete: once there is room, resume it with: "
             f"gdkit run --resume {run_dir}"
         ) from e
     console.print(rich_table(results))

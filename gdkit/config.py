@@ -357,9 +357,13 @@ def check_names(config: ExperimentConfig) -> None:
             m = re.search(r"has no parameter '(\w+)'", msg)
             key = key or (m.group(1) if m else None)
             raise ConfigError(f"objectives.{i}{'.' + key if key else ''}: {msg}") from None
-        except RecursionError:  # the expression parser's own limits should come first
-            raise ConfigError(f"objectives.{i}.expr: nested too deeply") from None
-        except MemoryError:
+        except (RecursionError, MemoryError) as e:
+            if spec.expr is not None:  # Python's parser gives up on deep nesting this way
+                raise ConfigError(
+                    f"objectives.{i}.expr: too long or too deeply nested to parse"
+                ) from None
+            if isinstance(e, RecursionError):
+                raise
             key = ".dim" if "dim" in spec.params else ""
             raise ConfigError(
                 f"objectives.{i}{key}: building this objective needs more memory than this "
