@@ -389,68 +389,11 @@ def check_names(config: ExperimentConfig) -> None:
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
         _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config, built)
-    check_size(config, built)
+    from gdkit._footprint import check_size
+
+    check_size(config, built)  # before any swept values are built
     for i, spec in enumerate(config.optimizers):
         _check_values(f"optimizers.{i}", spec)
-
-
-def host_bytes_per_lane(dim: int, records: int, dtype: str) -> int:
-    """Host memory of one lane's results (what `gdkit.sweep.plan` reports as host memory):
-    final x, final and best loss, gradient norm, steps to tol and divergence step, status,
-    and the thinned history."""
-    size = np.dtype(dtype).itemsize
-    return (dim + 3) * size + 16 + 36 + records * size
-
-
-def check_size(config: ExperimentConfig, objectives: list) -> None:
-    """Refuses a config whose results cannot fit in this machine's memory, before anything is
-    built: the lanes of every (objective, optimizer) sweep from the counts alone, times the
-    host memory of a lane (the `--dry-run` estimate). Names the key with the most values."""
-    from gdkit import _lanes
-
-    total, worst = 0, None
-    for i, (spec, obj) in enumerate(zip(config.objectives, objectives, strict=True)):
-        starts_key, n_starts = _start_count(config, obj.dim)
-        total += 0 if config.starts.kind == "default" else n_starts * obj.dim * 8
-        steps = spec.steps or config.steps
-        r = config.record_every or _lanes.default_record_every(steps)
-        records = steps // r + (steps % r > 0) + 1
-        for j, opt in enumerate(config.optimizers):
-            counts = {starts_key: n_starts}
-            for k, v in opt.hparams.items():
-                counts[f"optimizers.{j}.{k}"] = sweep_length(v) or 1
-            if isinstance(opt.batch_size, list):
-                counts[f"optimizers.{j}.batch_size"] = len(opt.batch_size)
-            counts["seeds"] = config.seeds or 1
-            lanes = math.prod(counts.values())
-            need = lanes * host_bytes_per_lane(obj.dim, records, config.dtype)
-            total += need
-            if worst is None or need > worst[0]:
-                if "dim" in spec.params:
-                    counts[f"objectives.{i}.dim"] = obj.dim
-                counts["record_every" if config.record_every else "steps"] = records
-                worst = (need, lanes, f"objectives.{i} x optimizers.{j}", counts)
-    have = _memory.total_bytes()
-    if total > have:
-        need, lanes, which, counts = worst
-        key = max(counts, key=counts.get)
-        raise ConfigError(
-            f"{key}: the results need about {_memory.describe(total)} of memory "
-            f"({_memory.count(lanes)} lanes in {which} alone); this machine has "
-            f"{_memory.describe(have)}. Sweep fewer values, starts or seeds"
-        )
-
-
-def _start_count(config: ExperimentConfig, dim: int) -> tuple[str, int]:
-    """(the key that sets it, how many starts) for an objective of `dim` coordinates."""
-    s = config.starts
-    if s.kind == "grid":
-        return "starts.n", s.n**dim
-    if s.kind == "uniform":
-        return "starts.n", s.n
-    if s.kind == "list":
-        return "starts.points", len(s.points)
-    return "starts", 1
 
 
 def _check_values(where: str, spec: OptimizerSpec) -> None:

@@ -638,3 +638,23 @@ def test_an_undamaged_resume_gives_the_uninterrupted_numbers(interrupted, refere
     assert code == 0, err
     assert (interrupted / "runs.csv").read_text() == reference
     np.testing.assert_equal(len(rundir.load_results(interrupted)), 2)
+
+
+def test_the_size_check_counts_what_the_engine_plans(tmp_path):
+    """The up-front memory check (from the config's counts alone) agrees with the engine's own
+    plan (`gdkit.sweep.plan`, what --dry-run prints) on lanes and host memory, sweep by sweep."""
+    from gdkit import _footprint, config, experiment
+    from gdkit.sweep import plan
+
+    (tmp_path / "c.yaml").write_text(BASE)
+    cfg = config.load(
+        tmp_path / "c.yaml",
+        ["starts={kind: grid, n: 3}", "seeds=2", "record_every=7", "objectives.0.steps=50"],
+    )
+    jobs = experiment.plan(cfg)
+    objectives = [config.build_objective(s) for s in cfg.objectives]
+    sweeps = _footprint.footprints(cfg, objectives)
+    assert len(sweeps) == len(jobs) == 4
+    for job, f in zip(jobs, sweeps, strict=True):
+        p = plan(**experiment.sweep_arguments(cfg, job))
+        assert (f.lanes, f.host_bytes) == (p.lanes, p.host_bytes)
