@@ -348,6 +348,10 @@ def check_names(config: ExperimentConfig) -> None:
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
+    from gdkit._footprint import check_size
+
+    # The sizes the config states (an objective's `dim`), before an objective is built.
+    check_size(config, [_given_dim(spec) for spec in config.objectives])
     built = []
     for i, spec in enumerate(config.objectives):
         try:
@@ -389,11 +393,15 @@ def check_names(config: ExperimentConfig) -> None:
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
         _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config, built)
-    from gdkit._footprint import check_size
-
-    check_size(config, built)  # before any swept values are built
+    check_size(config, [obj.dim for obj in built])  # before any swept values are built
     for i, spec in enumerate(config.optimizers):
         _check_values(f"optimizers.{i}", spec)
+
+
+def _given_dim(spec: ObjectiveSpec) -> int:
+    """The `dim` an objective entry asks for (1 when it gives none, or not an integer)."""
+    dim = spec.params.get("dim")
+    return dim if _is_int(dim) and dim >= 1 else 1
 
 
 def _check_values(where: str, spec: OptimizerSpec) -> None:

@@ -187,6 +187,11 @@ CASES = [
         RUN + _set("objectives.1.dim=1000000"),
         ["objectives.1.dim: ", "memory"],
     ),
+    Case(
+        "rosenbrock-dim-1e9",  # refused before its 24 GB of start and bounds are made
+        RUN + _set("objectives.0.dim=1000000000"),
+        ["objectives.0.dim: ", "memory"],
+    ),
     Case("x0-nan", RUN + _set("objectives.0.x0=[.nan, 1]"), ["objectives.0.x0.0: ", "finite"]),
     Case(
         "starts-list-nan",
@@ -652,8 +657,8 @@ def test_the_size_check_counts_what_the_engine_plans(tmp_path):
         ["starts={kind: grid, n: 3}", "seeds=2", "record_every=7", "objectives.0.steps=50"],
     )
     jobs = experiment.plan(cfg)
-    objectives = [config.build_objective(s) for s in cfg.objectives]
-    sweeps = _footprint.footprints(cfg, objectives)
+    dims = [config.build_objective(s).dim for s in cfg.objectives]
+    sweeps = _footprint.footprints(cfg, dims)
     assert len(sweeps) == len(jobs) == 4
     for job, f in zip(jobs, sweeps, strict=True):
         p = plan(**experiment.sweep_arguments(cfg, job))
