@@ -353,18 +353,27 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(case, tmp_path, capsys
     assert _tree(tmp_path) == before
 
 
-def test_read_only_out_exits_2(tmp_path, capsys, monkeypatch):
-    """A read-only file system (simulated: we are root here, so permissions would not stop us)."""
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (errno.EROFS, 2, ["--out: ", "Read-only file system"]),
+        (errno.ENOSPC, 1, ["No space left on device", "cannot make a run directory"]),
+    ],
+    ids=["read-only", "disk-full"],
+)
+def test_out_that_cannot_be_made(tmp_path, capsys, monkeypatch, error, code, message):
+    """A read-only file system (simulated: we are root here, so permissions would not stop
+    us) is bad input; a full disk is the machine running out."""
     (tmp_path / "c.yaml").write_text(TINY)
 
-    def read_only(self, *args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system", str(self))
+    def refuse(self, *args, **kwargs):
+        raise OSError(error, os.strerror(error), str(self))
 
-    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
-    code, out, err, _ = _cli(
-        ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")], capsys
-    )
-    _assert_one_line(code, out, err, 2, ["--out: ", "Read-only file system"])
+    monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    argv = ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]
+    got, out, err, _ = _cli(argv, capsys)
+    _assert_one_line(got, out, err, code, message)
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_entry_point_exits_2_without_a_traceback(tmp_path):
