@@ -345,11 +345,10 @@ def check_names(config: ExperimentConfig) -> None:
     """Objective and optimizer names, parameters and hyperparameter values, checked by building
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
+    from gdkit._footprint import check_size
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
-    from gdkit._footprint import check_size
-
     # The sizes the config states (an objective's `dim`), before an objective is built.
     check_size(config, [_given_dim(spec) for spec in config.objectives])
     built = []

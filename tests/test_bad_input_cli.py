@@ -55,6 +55,15 @@ checkpoint_every: 0
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _jax_started():
+    """Starts JAX's backend before `main` can ask for one device per core: the device count
+    stays what the rest of the suite expects, whichever test file runs first."""
+    import jax
+
+    jax.devices()
+
+
 def laughs(levels: int = 9) -> str:
     """A ~450-byte YAML value that expands to 9**9 (387 M) strings through aliases."""
     items = ["&a [" + ",".join(["lol"] * 9) + "]"]
