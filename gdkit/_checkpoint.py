@@ -7,12 +7,15 @@ import json
 import os
 import pathlib
 import time
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 
 # Bumped when what a snapshot means changes, so that an older file is not resumed from. 2:
 # snapshots are taken after a segment of steps that is not its lane chunk's last. 3: a lane's
-# steps_to_tol is the step from which it stayed within tol (was: the first step within tol).
+# steps_to_tol is the step from which it stayed within tol (was: the first step within tol),
+# and the header holds a checksum of the arrays.
 FORMAT = 3
 
 
@@ -22,6 +25,8 @@ class Checkpoint:
     The sweep saves after a chunk of steps once `every` seconds have passed since the last
     save (so a fast sweep does not spend its time writing), atomically (temporary file +
     rename), and only a file made by the same sweep (same fingerprint) is ever resumed from.
+    A damaged file (truncated, or its checksum does not match) is reported through `report`
+    (default: a RuntimeWarning), deleted, and the sweep starts from its first step.
 
     Example:
       >>> import tempfile, pathlib
@@ -33,10 +38,17 @@ class Checkpoint:
       False
     """
 
-    def __init__(self, path: str | os.PathLike, every: float = 5.0, write: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        every: float = 5.0,
+        write: bool = True,
+        report: Callable[[str], None] | None = None,
+    ):
         self.path = pathlib.Path(path)
         self.every = float(every)
         self.write = write  # False in the processes of a distributed run that do not write
+        self.report = report
         self._last = time.monotonic()
 
     def due(self) -> bool:
@@ -45,26 +57,58 @@ class Checkpoint:
     def save(self, fingerprint: str, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        header = json.dumps({"fingerprint": fingerprint, **meta})
-        with open(tmp, "wb") as f:
-            np.savez(f, __meta__=np.array(header), **arrays)
-        os.replace(tmp, self.path)
+        header = json.dumps({"fingerprint": fingerprint, "sha256": _digest(arrays), **meta})
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, __meta__=np.array(header), **arrays)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed save (a full disk) leaves nothing behind
         self._last = time.monotonic()
 
     def load(self, fingerprint: str) -> tuple[dict, dict[str, np.ndarray]] | None:
-        """(meta, arrays) saved by the same sweep, or None (no file, or another sweep's)."""
+        """(meta, arrays) saved by the same sweep, or None (no file, another sweep's, or a
+        damaged one, which is reported and deleted)."""
         if not self.path.is_file():
             return None
-        with np.load(self.path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("__meta__")))
+            if not isinstance(meta, dict):
+                raise ValueError("no header")
+        except Exception as e:
+            return self._discard(f"unreadable: {type(e).__name__}")
         if meta.pop("fingerprint", None) != fingerprint:
             return None
+        if meta.pop("sha256", None) != _digest(arrays):
+            return self._discard("checksum mismatch")
         return meta, arrays
+
+    def _discard(self, why: str) -> None:
+        message = f"checkpoint {self.path} is damaged ({why}); discarded, the sweep starts over"
+        if self.report is None:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        else:
+            self.report(message)
+        if self.write:
+            self.path.unlink(missing_ok=True)
 
     def clear(self) -> None:
         if self.write:
             self.path.unlink(missing_ok=True)
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of the arrays: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def fingerprint(*parts) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 
 
@@ -12,6 +13,25 @@ class UserError(Exception):
 
 class UserInterrupt(Exception):
     """Ctrl-C: reported as one line (how to resume), exit code 130."""
+
+
+class ResourceError(Exception):
+    """The machine ran out of memory or disk: one line (what ran out, how to resume), exit 1."""
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def exhausted(e: BaseException) -> str | None:
+    """What ran out, when `e` says the machine ran out of something (else None)."""
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    if isinstance(e, OSError) and e.errno in DISK_FULL:
+        where = f" writing {e.filename}" if e.filename else ""
+        return f"{e.strerror or 'no space left on device'}{where}"
+    if "RESOURCE_EXHAUSTED" in str(e)[:2000]:  # XLA's allocator (device or host)
+        return "out of memory on the device (XLA: RESOURCE_EXHAUSTED)"
+    return None
 
 
 @contextlib.contextmanager
@@ -33,24 +53,33 @@ def rich_console():
 def run(args) -> int:
     import pathlib
 
+    if args.resume is None:
+        if args.config is None:
+            raise UserError("give a CONFIG file to run, or --resume RUN_DIR")
+        with contextlib.ExitStack() as held:
+            return _run_command(args, None, held)
+    if args.config is not None or args.set:
+        raise UserError("--resume takes the run directory alone (its config.yaml is used)")
+    resume = pathlib.Path(args.resume)
+    if not (resume / "config.yaml").is_file():
+        raise UserError(f"--resume: {resume} is not a gdkit run directory (no config.yaml)")
+    args.config = resume / "config.yaml"
+    with contextlib.ExitStack() as held:
+        return _run_command(args, resume, held)
+
+
+def _run_command(args, resume, held: contextlib.ExitStack) -> int:
+    """`gdkit run` of a config, or `--resume` of a run directory; `held` keeps the run
+    directory's lock until the command ends."""
+    import pathlib
+
     from gdkit import config as config_mod
+    from gdkit import rundir
 
-    resume = None
-    if args.resume is not None:
-        if args.config is not None or args.set:
-            raise UserError("--resume takes the run directory alone (its config.yaml is used)")
-        resume = pathlib.Path(args.resume)
-        if not (resume / "config.yaml").is_file():
-            raise UserError(f"--resume: {resume} is not a gdkit run directory (no config.yaml)")
-        from gdkit import rundir
-
-        if rundir.is_complete(resume):
-            raise UserError(f"--resume: {resume} is complete already; nothing to resume")
-        args.config = resume / "config.yaml"
-    elif args.config is None:
-        raise UserError("give a CONFIG file to run, or --resume RUN_DIR")
     with user_errors():
         cfg = config_mod.load(args.config, args.set, check=False, allow_import=args.allow_import)
+        if resume is not None:
+            _check_resumable(resume, cfg, args, held)
         if args.platform is not None:
             cfg = cfg.model_copy(update={"platform": args.platform})
         if args.distributed and cfg.distributed is None:
@@ -73,8 +102,31 @@ def run(args) -> int:
         print(config_mod.to_yaml(cfg), end="")
         _print_plan(console, cfg, jobs, backend)
         return 0
+    if resume is not None:
+        rundir.mark_incomplete(resume)  # until finish: a resume may re-run a damaged result
     out = pathlib.Path(args.out)
     return _run(cfg, jobs, out, not args.no_progress, console, backend, resume=resume)
+
+
+def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
+    """Refuses to resume a run directory whose config.yaml was edited, that another process
+    is writing (its lock is taken into `held` here), or that is complete and undamaged."""
+    from gdkit import rundir
+
+    change = rundir.changed(resume, cfg.model_dump(mode="json", exclude_none=True))
+    if change:
+        raise UserError(
+            f"--resume: {args.config} was edited after the run began ({change}); "
+            "resuming would mix old and new settings: undo the edit, or start a new run"
+        )
+    # A multi-process run's processes all resume the same directory: process 0 writes it.
+    if cfg.distributed is None and not args.distributed:
+        try:
+            held.enter_context(rundir.lock(resume))
+        except rundir.Busy as e:
+            raise UserError(f"--resume: {e}; wait for it to end (or stop it) first") from None
+    if rundir.is_complete(resume) and not rundir.damaged(resume):
+        raise UserError(f"--resume: {resume} is complete already; nothing to resume")
 
 
 def _select_platform(platform: str, dtype: str) -> str:
@@ -152,16 +204,32 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _note(command: str):
+    """A one-line note on stderr (`gdkit run: ...`) while a command goes on."""
+
+    def note(message: str) -> None:
+        print(f"gdkit {command}: {message}", file=sys.stderr, flush=True)
+
+    return note
+
+
 def _finished_in(run_dir):
-    """`finished(i, job)` for `experiment.run`: the sweeps a run directory holds already."""
+    """`finished(i, job)` for `experiment.run`: the sweeps a run directory holds already (a
+    damaged result is reported, deleted and its sweep runs again)."""
     from gdkit import rundir
-    from gdkit.result import SweepResult
 
     def finished(i, job):
         if run_dir is None:
             return None
         path = rundir.result_path(run_dir, i, job.objective.name, job.optimizer)
-        return SweepResult.load(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return rundir.load_result(path)
+        except ValueError as e:
+            _note("run")(f"{e}; discarded, the sweep runs again")
+            path.unlink(missing_ok=True)
+            return None
 
     return finished
 
@@ -178,21 +246,18 @@ def _checkpoints_in(run_dir, cfg):
 
     def checkpoint(i, job):
         path = run_dir / "checkpoints" / f"{i:02d}.npz"
-        return Checkpoint(path, every=cfg.checkpoint_every)
+        return Checkpoint(path, every=cfg.checkpoint_every, report=_note("run"))
 
     return checkpoint
 
 
 def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
-    import platform as _platform
     import time
 
     import jax
-    import optax
 
     from gdkit import __version__, experiment, rundir
     from gdkit import config as config_mod
-    from gdkit.summary import rich_table
 
     console.print(
         f"gdkit {__version__}: {cfg.name}: {len(jobs)} sweeps on {backend}, {cfg.dtype}",
@@ -209,22 +274,70 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
         )
         console.print(f"process {jax.process_index()}: {len(pairs)} sweeps done")
         return 0
-    run_dir = resume or rundir.create(out, cfg.name, config_mod.to_yaml(cfg))
+    if resume is not None:
+        return _write(cfg, resume, progress, console, t0, resume=True)
+    try:
+        run_dir = rundir.create(
+            out,
+            cfg.name,
+            config_mod.to_yaml(cfg),
+            resolved=cfg.model_dump(mode="json", exclude_none=True),
+        )
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            raise ResourceError(f"{exhausted(e)}: cannot make a run directory in {out}") from e
+        raise UserError(f"--out: cannot make a run directory in {out}: {e.strerror or e}") from None
+    with rundir.lock(run_dir):
+        return _write(cfg, run_dir, progress, console, t0, resume=False)
+
+
+def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
+    """Runs the sweeps a run directory lacks and writes it whole (the caller holds its lock)."""
+    from gdkit.summary import rich_table
+
     console.print(f"run directory: {run_dir}", highlight=False)
+    try:
+        results, meta = _compute(cfg, run_dir, progress, t0, resume)
+    except KeyboardInterrupt:
+        raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None
+    except Exception as e:
+        what = exhausted(e)
+        if what is None:
+            raise
+        raise ResourceError(
+            f"{what}; {run_dir} is left incomplete: once there is room, resume it with: "
+            f"gdkit run --resume {run_dir}"
+        ) from e
+    console.print(rich_table(results))
+    console.print(
+        f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
+        f"{meta['lanes']:,} lanes",
+        highlight=False,
+    )
+    print(run_dir)
+    return 0
+
+
+def _compute(cfg, run_dir, progress, t0, resume: bool):
+    """The sweeps, the plots and the tables of a run directory: (results, meta)."""
+    import platform as _platform
+    import time
+
+    import jax
+    import optax
+
+    from gdkit import __version__, experiment, rundir
 
     def save(i, job, result):
         result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
 
-    try:
-        pairs = experiment.run(
-            cfg,
-            progress=progress,
-            finished=_finished_in(run_dir),
-            on_result=save,
-            checkpoint=_checkpoints_in(run_dir, cfg),
-        )
-    except KeyboardInterrupt:
-        raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None
+    pairs = experiment.run(
+        cfg,
+        progress=progress,
+        finished=_finished_in(run_dir),
+        on_result=save,
+        checkpoint=_checkpoints_in(run_dir, cfg),
+    )
     results = [r for _, r in pairs]
     if cfg.plots:
         from gdkit import plots
@@ -248,7 +361,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
         "compile_time": sum(r.compile_time for r in results),
         "run_time": sum(r.run_time for r in results),
         "wall_time": time.perf_counter() - t0,
-        "resumed": resume is not None,
+        "resumed": resume,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sweeps": [
             {
@@ -264,14 +377,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
     hparams = [experiment.hparams_of(job) for job, _ in pairs]
     names = [job.objective.param_names for job, _ in pairs]
     rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta, names)
-    console.print(rich_table(results))
-    console.print(
-        f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
-        f"{meta['lanes']:,} lanes",
-        highlight=False,
-    )
-    print(run_dir)
-    return 0
+    return results, meta
 
 
 def show(args) -> int:

@@ -1,4 +1,5 @@
-"""The `gdkit` command line. Exit codes: 0 ok, 2 bad input, 1 internal error."""
+"""The `gdkit` command line. Exit codes: 0 ok, 2 bad input, 1 out of memory or disk, or an
+internal error (130: interrupted). Errors are one line on stderr; `--debug` adds the traceback."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import traceback
 from collections.abc import Sequence
 
 from gdkit import __version__, _commands
-from gdkit._commands import UserError, UserInterrupt, user_errors
+from gdkit._commands import ResourceError, UserError, UserInterrupt, exhausted, user_errors
 from gdkit._devices import use_all_cpu_cores
+
+MAX_MESSAGE = 500  # characters of an error line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,21 +22,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    debug = getattr(args, "debug", False)
     try:
         return args.handler(args) or 0
     except UserError as e:
-        print(f"gdkit {args.command}: error: {e}", file=sys.stderr)
+        print(f"gdkit {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, UserInterrupt) as e:
         print(f"gdkit {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
-    except Exception:  # a bug of ours, not bad input: say so, with the traceback to report
+    except ResourceError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"gdkit {args.command}: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        what = exhausted(e)
+        if what is not None:  # the machine ran out of something: not a bug, no traceback
+            if debug:
+                traceback.print_exc()
+            print(f"gdkit {args.command}: {what}", file=sys.stderr)
+            return 1
+        # A bug of ours, not bad input: say so, with the traceback to report.
         traceback.print_exc()
         print(
             f"gdkit {args.command}: internal error (please report it with the traceback above)",
             file=sys.stderr,
         )
         return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """The message on one line, cut to MAX_MESSAGE characters."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 4] + " ..."
 
 
 _VALUE_OPTIONS = ("--at", "--set")
@@ -75,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         "compiled JAX program.",
     )
     parser.add_argument("--version", action="version", version=f"gdkit {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the traceback when memory or disk runs out, too",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -122,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted run from its last checkpoint (finished sweeps are kept)",
     )
     _allow_import_flag(p)
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="as gdkit --debug"
+    )
     p.set_defaults(handler=_commands.run)
 
     p = sub.add_parser(

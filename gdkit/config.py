@@ -25,12 +25,16 @@ from pydantic import (
     model_validator,
 )
 
-from gdkit._yaml import ConfigError, apply_overrides, parse_yaml
+from gdkit import _memory
+from gdkit._yaml import ConfigError, apply_overrides, parse_yaml, short
 
 PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
 OBJECTIVE_SETTINGS = ("batch_size",)
-Number = StrictInt | StrictFloat
+# A finite number: NaN and infinity are refused wherever a config takes a number.
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+MAX_FILE_BYTES = 2 * 2**20  # a config file; the YAML loader reads about 0.1 MB/s
+LOGSPACE_RANGE = (-307, 308)  # 10^a stays a normal, finite float64
 
 
 class _Strict(BaseModel):
@@ -44,11 +48,22 @@ def sweep_values(value: Any) -> np.ndarray | None:
     `{linspace: [a, b, n]}`. Fixed: a number, a name (a schedule, say) or a flag.
     Raises ValueError (without the key, which the caller knows) for anything else.
     """
+    if sweep_length(value) is None:
+        return None
+    if isinstance(value, dict):
+        kind, (a, b, n) = next(iter(value.items()))
+        return np.logspace(a, b, n) if kind == "logspace" else np.linspace(a, b, n)
+    return np.asarray(value, dtype=np.float64)
+
+
+def sweep_length(value: Any) -> int | None:
+    """How many values `sweep_values(value)` holds (None when fixed), checked the same way but
+    without building them, so that a sweep too large for memory is refused before it exists."""
     if isinstance(value, dict):
         if len(value) != 1 or next(iter(value)) not in ("logspace", "linspace"):
             raise ValueError(
                 f"expected a number, a list, {{logspace: [a, b, n]}} or "
-                f"{{linspace: [a, b, n]}}, got {value!r}"
+                f"{{linspace: [a, b, n]}}, got {short(value)}"
             )
         kind, spec = next(iter(value.items()))
         if (
@@ -58,16 +73,21 @@ def sweep_values(value: Any) -> np.ndarray | None:
             or not _is_int(spec[2])
             or spec[2] < 1
         ):
-            raise ValueError(f"{kind}: expected [start, stop, count >= 1], got {spec!r}")
-        a, b, n = spec
-        return np.logspace(a, b, n) if kind == "logspace" else np.linspace(a, b, n)
+            raise ValueError(f"{kind}: expected [start, stop, count >= 1], got {short(spec)}")
+        lo, hi = LOGSPACE_RANGE
+        if kind == "logspace" and not all(lo <= e <= hi for e in spec[:2]):
+            raise ValueError(
+                f"logspace: 10^start .. 10^stop must be finite float64 numbers (start and "
+                f"stop in [{lo}, {hi}]), got {short(spec)}"
+            )
+        return spec[2]
     if isinstance(value, list):
         if not value or not all(map(_is_number, value)):
-            raise ValueError(f"a swept list must hold finite numbers, got {value!r}")
-        return np.asarray(value, dtype=np.float64)
+            raise ValueError(f"a swept list must hold finite numbers, got {short(value)}")
+        return len(value)
     if value is None or isinstance(value, bool | str) or _is_number(value):
         return None
-    raise ValueError(f"expected a number, a name or a sweep, got {value!r}")
+    raise ValueError(f"expected a number, a name or a sweep, got {short(value)}")
 
 
 def _is_number(x) -> bool:
@@ -140,7 +160,7 @@ class OptimizerSpec(BaseModel):
 
     def fixed(self) -> dict[str, Any]:
         """The fixed values, name -> value (a single batch size included)."""
-        out = {k: v for k, v in self.hparams.items() if sweep_values(v) is None}
+        out = {k: v for k, v in self.hparams.items() if sweep_length(v) is None}
         if "batch_size" in (self.model_extra or {}) and not isinstance(self.batch_size, list):
             out["batch_size"] = str(self.batch_size)
         return out
@@ -198,6 +218,20 @@ class ExperimentConfig(_Strict):
     checkpoint_every: Annotated[Number, Field(ge=0)] = 5.0  # seconds between sweep checkpoints
     noise: Annotated[Number, Field(gt=0)] | None = None  # gradient noise sigma (needs seeds)
 
+    @model_validator(mode="after")
+    def _record_within_steps(self):
+        if self.record_every is not None:
+            for where, steps in [("steps", self.steps)] + [
+                (f"objectives.{i}.steps", o.steps)
+                for i, o in enumerate(self.objectives)
+                if o.steps is not None
+            ]:
+                if self.record_every > steps:
+                    raise ValueError(
+                        f"record_every: must be at most {where} ({steps}), got {self.record_every}"
+                    )
+        return self
+
 
 def load(
     path: str | pathlib.Path,
@@ -214,9 +248,21 @@ def load(
     """
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {_memory.describe(MAX_FILE_BYTES)}; a config is a few "
+            "kilobytes (many starts: use starts: {kind: uniform} or the Python API)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.start}: {data[e.start]:#04x})"
+        ) from None
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
@@ -251,7 +297,11 @@ def check_imports(config: ExperimentConfig, allow_import: bool) -> None:
 
 
 def _first_error(e: ValidationError) -> str:
-    err = e.errors(include_url=False)[0]
+    errors = e.errors(include_url=False)
+    err = errors[0]
+    # A custom check's message names its own key ("record_every: ..."): keep it as it is.
+    if err["type"] == "value_error" and not err["loc"]:
+        return err["msg"].removeprefix("Value error, ")
     loc = [str(p) for p in err["loc"]]
     # Drop pydantic's union-member tags (`float`, `GridStarts`, ...) from the key path.
     loc = [p for p in loc if not (p[:1].isupper() or p in _TYPE_TAGS or "[" in p)]
@@ -259,8 +309,11 @@ def _first_error(e: ValidationError) -> str:
     if loc[:1] == ["starts"] and len(loc) > 1 and loc[1] in _STARTS:
         starts_model = _STARTS[loc.pop(1)]
     path = ".".join(loc) or "config"
+    got = err.get("input")
+    if isinstance(got, float) and not math.isfinite(got):
+        return f"{path}: must be a finite number, got {got}"
     if err["type"] in ("int_type", "int_parsing", "float_type", "float_parsing"):
-        return f"{path}: must be a number, got {err.get('input')!r}"
+        return f"{path}: must be a number, got {short(got)}"
     if err["type"] == "extra_forbidden":
         model = starts_model or _model_at(loc[:-1])
         fields = list(model.model_fields) if model else []
@@ -269,8 +322,7 @@ def _first_error(e: ValidationError) -> str:
         return f"{path}: unknown key{did}; allowed: {', '.join(fields)}"
     if err["type"] == "missing":
         return f"{path}: required key is missing"
-    got = err.get("input")
-    return f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
+    return f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}, got {short(got)}"
 
 
 _STARTS = {
@@ -315,9 +367,12 @@ def check_names(config: ExperimentConfig) -> None:
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
     from gdkit.objectives._imported import ImportPathError
+    from gdkit._footprint import check_size
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
+    # The sizes the config states (an objective's `dim`), before an objective is built.
+    check_size(config, [_given_dim(spec) for spec in config.objectives])
     built = []
     for i, spec in enumerate(config.objectives):
         try:
@@ -328,6 +383,18 @@ def check_names(config: ExperimentConfig) -> None:
             key = key or (m.group(1) if m else None)
             key = key or ("name" if isinstance(e, ImportPathError) else None)
             raise ConfigError(f"objectives.{i}{'.' + key if key else ''}: {msg}") from None
+        except (RecursionError, MemoryError) as e:
+            if spec.expr is not None:  # Python's parser gives up on deep nesting this way
+                raise ConfigError(
+                    f"objectives.{i}.expr: too long or too deeply nested to parse"
+                ) from None
+            if isinstance(e, RecursionError):
+                raise
+            key = ".dim" if "dim" in spec.params else ""
+            raise ConfigError(
+                f"objectives.{i}{key}: building this objective needs more memory than this "
+                f"machine has ({_memory.describe(_memory.total_bytes())})"
+            ) from None
     for i, spec in enumerate(config.optimizers):
         where = f"optimizers.{i}"
         try:
@@ -344,11 +411,19 @@ def check_names(config: ExperimentConfig) -> None:
                     f" allowed: {', '.join(allowed)}"
                 )
             try:
-                sweep_values(value)
+                sweep_length(value)
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
         _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config, built)
-        _check_values(where, spec)
+    check_size(config, [obj.dim for obj in built])  # before any swept values are built
+    for i, spec in enumerate(config.optimizers):
+        _check_values(f"optimizers.{i}", spec)
+
+
+def _given_dim(spec: ObjectiveSpec) -> int:
+    """The `dim` an objective entry asks for (1 when it gives none, or not an integer)."""
+    dim = spec.params.get("dim")
+    return dim if _is_int(dim) and dim >= 1 else 1
 
 
 def _check_values(where: str, spec: OptimizerSpec) -> None:

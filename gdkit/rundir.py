@@ -9,11 +9,13 @@
       results/        one SweepResult per job (`SweepResult.load`), for re-plotting
       plots/*.png
 
-Life cycle: `create` makes a fresh directory (never an existing one) holding config.yaml;
+Life cycle: `create` makes a fresh directory (never an existing one) holding config.yaml
+(and .config.json, the same config as created, so that `--resume` can refuse an edited one);
 each sweep's result is saved to results/ as soon as it is done; at the end the tables, curves,
 summary and plots are written, each atomically, and meta.json last: its presence is what marks
 the directory complete. An interrupted run leaves config.yaml and the finished sweeps, nothing
 that poses as a result, and `gdkit run --resume DIR` runs only the sweeps that are missing.
+A process that writes a run directory holds `lock` on it, so a second one is refused.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 
 import numpy as np
 
+from gdkit._yaml import short
 from gdkit.result import SweepResult
 
 COMPLETE = "meta.json"
+CREATED = ".config.json"  # the resolved config as the run was created
+
+
+class Busy(ValueError):
+    """The run directory is being written by another process."""
 
 
 def slug(text: str) -> str:
@@ -42,9 +51,12 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("._")[:80] or "objective"
 
 
-def create(out: pathlib.Path, name: str, config_yaml: str, now=None) -> pathlib.Path:
+def create(
+    out: pathlib.Path, name: str, config_yaml: str, now=None, resolved: dict | None = None
+) -> pathlib.Path:
     """A new, empty `<out>/<name>-<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... if taken) with the
-    resolved config.yaml in it."""
+    resolved config.yaml in it (and `resolved`, the same config as a dict, for `changed`).
+    Raises OSError when it cannot be made; then nothing of it is left."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = f"{name}-{(now or datetime.datetime.now()).strftime('%Y%m%d-%H%M%S')}"
@@ -54,11 +66,94 @@ def create(out: pathlib.Path, name: str, config_yaml: str, now=None) -> pathlib.
             path.mkdir()  # exclusive: fails if it exists, so nothing is ever overwritten
         except FileExistsError:
             continue
-        with _atomic(path / "config.yaml") as tmp:
-            tmp.write_text(config_yaml)
-        (path / "results").mkdir()
+        try:
+            with _atomic(path / "config.yaml") as tmp:
+                tmp.write_text(config_yaml)
+            if resolved is not None:
+                with _atomic(path / CREATED) as tmp:
+                    tmp.write_text(json.dumps(resolved) + "\n")
+            (path / "results").mkdir()
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # ours, made a moment ago
+            raise
         return path
     raise OSError(f"{out}: too many run directories named {base}")
+
+
+@contextlib.contextmanager
+def lock(run_dir: pathlib.Path):
+    """Holds an exclusive lock on the run directory (flock on the directory itself, released
+    when the block ends or the process dies); raises `Busy` at once if another process holds
+    it. Where flock does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{run_dir} is in use by another gdkit run") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def changed(run_dir: pathlib.Path, resolved: dict) -> str | None:
+    """The first difference between the config the run was created with and `resolved`
+    (`"steps: 40 -> 60"`), or None when they agree (or the run predates this record)."""
+    try:
+        created = json.loads((pathlib.Path(run_dir) / CREATED).read_text())
+    except (OSError, ValueError):
+        return None
+    return _first_difference(created, json.loads(json.dumps(resolved)), "")
+
+
+def _first_difference(a, b, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in [*a, *(k for k in b if k not in a)]:
+            key = f"{where}.{k}" if where else str(k)
+            if k not in b:
+                return f"{key}: {short(a[k])} removed"
+            if k not in a:
+                return f"{key}: {short(b[k])} added"
+            diff = _first_difference(a[k], b[k], key)
+            if diff:
+                return diff
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            diff = _first_difference(x, y, f"{where}.{i}")
+            if diff:
+                return diff
+        return None
+    return None if a == b else f"{where}: {short(a)} -> {short(b)}"
+
+
+def load_result(path: pathlib.Path) -> SweepResult:
+    """One sweep's saved result; ValueError naming the file when it is damaged."""
+    try:
+        return SweepResult.load(path)
+    except Exception as e:
+        raise ValueError(f"{path} is damaged ({type(e).__name__})") from None
+
+
+def damaged(run_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The results of a run directory that cannot be read back."""
+    bad = []
+    for f in sorted((pathlib.Path(run_dir) / "results").glob("*.npz")):
+        try:
+            load_result(f)
+        except ValueError:
+            bad.append(f)
+    return bad
+
+
+def mark_incomplete(run_dir: pathlib.Path) -> None:
+    """Removes meta.json: the directory is incomplete until `finish` writes it again."""
+    (pathlib.Path(run_dir) / COMPLETE).unlink(missing_ok=True)
 
 
 def result_path(run_dir: pathlib.Path, index: int, objective: str, optimizer: str):
@@ -254,7 +349,13 @@ def load_results(run_dir: pathlib.Path) -> list[SweepResult]:
     files = sorted((run_dir / "results").glob("*.npz"))
     if not files:
         raise ValueError(f"{run_dir}: holds no results/*.npz")
-    return [SweepResult.load(f) for f in files]
+    results = []
+    for f in files:
+        try:
+            results.append(load_result(f))
+        except ValueError as e:
+            raise ValueError(f"{e}; re-run that sweep with: gdkit run --resume {run_dir}") from None
+    return results
 
 
 def git_commit() -> str | None:

@@ -245,7 +245,7 @@ def test_an_internal_error_exits_1_and_leaves_no_results(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "internal error" in err and "RuntimeError: boom" in err
     (run_dir,) = out.iterdir()  # only the resolved config: nothing poses as a result
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "results"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".config.json", "config.yaml", "results"]
     assert main(["show", str(run_dir)]) == 2
     assert f"resume it with: gdkit run --resume {run_dir}" in capsys.readouterr().err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from gdkit import _memory
 from gdkit.objectives._base import Minimum, Objective
 from gdkit.objectives._registry import register
 
@@ -37,6 +38,12 @@ def quadratic(
             raise ValueError(f"quadratic: condition_number must be >= 1, got {condition_number}")
         if b is not None:
             raise ValueError("quadratic: give b only together with an explicit A")
+        need, have = 4 * 8 * int(dim) ** 2, _memory.total_bytes()  # the QR's and A's dim x dim
+        if need > have:
+            raise ValueError(
+                f"quadratic: dim {dim} needs about {_memory.describe(need)} of memory to "
+                f"generate its {dim} x {dim} matrix; this machine has {_memory.describe(have)}"
+            )
         rng = np.random.default_rng(seed)
         q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
         q = q * np.sign(np.diag(r))  # Haar-distributed rotation
