@@ -366,8 +366,8 @@ def check_names(config: ExperimentConfig) -> None:
     """Objective and optimizer names, parameters and hyperparameter values, checked by building
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
-    from gdkit.objectives._imported import ImportPathError
     from gdkit._footprint import check_size
+    from gdkit.objectives._imported import ImportPathError
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
