@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from gdkit import _checks
+
 # Bumped when what a snapshot means changes, so that an older file is not resumed from. 2:
 # snapshots are taken after a segment of steps that is not its lane chunk's last.
 FORMAT = 2
@@ -33,9 +35,13 @@ class Checkpoint:
     """
 
     def __init__(self, path: str | os.PathLike, every: float = 5.0, write: bool = True):
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"Checkpoint: path must be a path, got {_checks.short(path)}")
         self.path = pathlib.Path(path)
-        self.every = float(every)
-        self.write = write  # False in the processes of a distributed run that do not write
+        self.every = _checks.real("Checkpoint", "every", every, 0.0, finite=False)
+        self.write = _checks.boolean(
+            "Checkpoint", "write", write
+        )  # False in the processes of a distributed run that do not write
         self._last = time.monotonic()
 
     def due(self) -> bool:
@@ -64,6 +70,23 @@ class Checkpoint:
     def clear(self) -> None:
         if self.write:
             self.path.unlink(missing_ok=True)
+
+
+def as_checkpoint(checkpoint) -> Checkpoint | None:
+    """`sweep`'s `checkpoint` argument: None, a Checkpoint, or a path (a Checkpoint there),
+    refused before the sweep runs when it is anything else or names a folder."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, str | os.PathLike):
+        checkpoint = Checkpoint(checkpoint)
+    if not isinstance(checkpoint, Checkpoint):
+        raise TypeError(
+            f"sweep: checkpoint must be a gdkit.Checkpoint, a path or None, "
+            f"got {_checks.short(checkpoint)}"
+        )
+    if checkpoint.path.is_dir():
+        raise ValueError(f"sweep: checkpoint {str(checkpoint.path)!r} is a folder, not a file")
+    return checkpoint
 
 
 def fingerprint(*parts) -> str:

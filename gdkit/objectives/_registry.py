@@ -8,6 +8,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 
+from gdkit._checks import short
 from gdkit.objectives._base import Objective, wrap
 
 Factory = Callable[..., Objective]
@@ -67,11 +68,13 @@ def get(name: str, **params) -> Objective:
       >>> objectives.get("rosenbrock", dim=4).dim
       4
     """
+    if not isinstance(name, str):
+        raise TypeError(f"objective name must be a string, got {short(name)}")
     if ":" in name:
         return _from_import_path(name, params)
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown objective {name!r}{_suggest(name, names())}; known: "
+            f"unknown objective {short(name)}{_suggest(name, names())}; known: "
             f"{', '.join(names())}, or an import path 'module:function'"
         )
     entry = _REGISTRY[name]
