@@ -76,7 +76,7 @@ def _is_scalar(value: Any) -> bool:
 
 def parse_starts(x0: Any, default: np.ndarray, dim: int) -> np.ndarray:
     """x0 as [S, d] float64 (None -> the objective's customary start)."""
-    want = f"sweep: x0 must be finite numbers of shape [S, {dim}] or [{dim}]"
+    want = f"sweep: x0 must have shape [S, {dim}] or [{dim}], finite numbers"
     try:
         starts = default[None, :] if x0 is None else np.asarray(x0, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):

@@ -42,7 +42,8 @@ def check_grad(objective: Objective | str, x, *, step: float | None = None) -> G
 
     The difference step defaults to eps^(1/3) * max(1, |x_i|) for the dtype of `x` (the step
     that balances the O(h^2) truncation error against rounding), and x is used in its own dtype:
-    float32 by default, float64 under `gdkit.enable_x64()`.
+    float32 by default, float64 under `gdkit.enable_x64()`. `objective` is an `Objective`, a
+    registered name or a function; `x` a finite point of its dimension; `step` a number > 0.
 
     Example:
       >>> import gdkit
