@@ -184,6 +184,23 @@ SWEEP = [
         id="factory-lr-inf",
     ),
     P(lambda t: sw(grid={"batch_size": 4}, seeds=2), ["batch_size"], id="batch-not-data"),
+    P(
+        lambda t: sw(objective="linear_regression", grid={"batch_size": 4}),
+        ["seeds"],
+        id="batch-no-seeds",
+    ),
+    P(
+        lambda t: sw(objective="linear_regression", grid={"batch_size": [0]}, seeds=2),
+        ["batch_size"],
+        id="batch-size-0",
+    ),
+    P(
+        lambda t: sw(objective="linear_regression", grid={"batch_size": 10**9}, seeds=2),
+        ["batch_size"],
+        id="batch-size-above-samples",
+    ),
+    P(lambda t: sw(stepz=3), ["stepz"], id="unknown-argument"),
+    P(lambda t: sw(optimizer="adam", grid={"b1": 1.5}), ["b1"], id="adam-b1-above-1"),
     # x0 and starts
     P(lambda t: sw(x0=[NAN, 1.0]), ["x0"], id="x0-nan"),
     P(lambda t: sw(x0=[INF, 1.0]), ["x0"], id="x0-inf"),
