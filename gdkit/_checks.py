@@ -40,6 +40,7 @@ def short(value: Any, limit: int = 60) -> str:
             text = _REPR.repr(value)
         except Exception:  # a broken __repr__ must not hide the real error
             text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())  # one line, whatever the value's repr does
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

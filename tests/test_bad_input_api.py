@@ -96,6 +96,10 @@ def _meta_npz(tmp, **meta):
     return _npz(tmp, meta=np.array(json.dumps({"format": "gdkit.SweepResult/1", **meta})))
 
 
+def _f(x):
+    return (x**2).sum()
+
+
 def _momentum_factory(learning_rate, momentum=0.9):
     return optax.sgd(learning_rate, momentum=momentum)
 
@@ -383,6 +387,21 @@ OBJECTIVES = [
     P(lambda t: objectives.get("rosenbrock", dim=10**12), ["dim"], id="obj-dim-huge"),
     P(lambda t: objectives.get("sphere", dim=10**12), ["dim"], id="obj-sphere-dim-huge"),
     P(lambda t: objectives.get("rosenbrock", dims=3), ["dims"], id="obj-unknown-param"),
+    P(lambda t: objectives.wrap(_f, dim=0), ["dim"], id="obj-wrap-dim-0"),
+    P(lambda t: objectives.wrap(_f, dim=1.5), ["dim"], id="obj-wrap-dim-float"),
+    P(lambda t: objectives.wrap(_f, dim=10**12), ["dim"], id="obj-wrap-dim-huge"),
+    P(lambda t: objectives.wrap(_f, x0=[NAN, 0.0]), ["x0"], id="obj-wrap-x0-nan"),
+    P(lambda t: objectives.wrap(_f, x0=["a", 0.0]), ["x0"], id="obj-wrap-x0-string"),
+    P(lambda t: objectives.wrap(_f, bounds=[[0, NAN], [0, 1]]), ["bounds"], id="obj-bounds-nan"),
+    P(lambda t: objectives.wrap(_f, bounds=[[0, INF], [0, 1]]), ["bounds"], id="obj-bounds-inf"),
+    P(lambda t: objectives.wrap(_f, bounds=[[1, 0], [0, 1]]), ["bounds"], id="obj-bounds-reversed"),
+    P(lambda t: objectives.wrap(_f, dim=2, minima=[([0, 0], INF)]), ["minima"], id="obj-min-f-inf"),
+    P(lambda t: objectives.wrap(_f, dim=2, minima=[([NAN, 0], 0)]), ["minima"], id="obj-min-x-nan"),
+    P(
+        lambda t: objectives.wrap(_f, dim=2, minima=[([0, 0], [1, 2])]),
+        ["minima"],
+        id="obj-min-f-list",
+    ),
 ]
 
 EXPR = "expression"

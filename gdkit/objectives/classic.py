@@ -16,10 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdkit._checks import short
-from gdkit.objectives._base import Minimum, Objective
+from gdkit.objectives._base import MAX_DIM, Minimum, Objective
 from gdkit.objectives._registry import register
-
-MAX_DIM = 10**8  # coordinates: x0 and the bounds alone take 2.4 GB of float64 there
 
 
 def _check_dim(name: str, dim: int, low: int = 1) -> int:
