@@ -252,7 +252,10 @@ def _trajectory_lanes(which: Any, n: int) -> np.ndarray | None:
                 f"got {_checks.short(which)}"
             )
         return None
-    arr = np.asarray(which) if isinstance(which, Sequence | np.ndarray) else None
+    try:
+        arr = np.asarray(which).reshape(-1) if not isinstance(which, bytes | Mapping) else None
+    except (TypeError, ValueError):
+        arr = None
     if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
         raise ValueError(
             "sweep: trajectories must be a 1-D list of lane indices, 'best' or "
