@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gdkit import _checks
+
 # Bumped when what a snapshot means changes, so that an older file is not resumed from. 2:
 # snapshots are taken after a segment of steps that is not its lane chunk's last. 3: a lane's
 # steps_to_tol is the step from which it stayed within tol (was: the first step within tol),
@@ -45,9 +47,12 @@ class Checkpoint:
         write: bool = True,
         report: Callable[[str], None] | None = None,
     ):
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"Checkpoint: path must be a path, got {_checks.short(path)}")
         self.path = pathlib.Path(path)
-        self.every = float(every)
-        self.write = write  # False in the processes of a distributed run that do not write
+        self.every = _checks.real("Checkpoint", "every", every, 0.0, finite=False)
+        # False in the processes of a distributed run that do not write
+        self.write = _checks.boolean("Checkpoint", "write", write)
         self.report = report
         self._last = time.monotonic()
 
@@ -109,6 +114,23 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
         h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def as_checkpoint(checkpoint) -> Checkpoint | None:
+    """`sweep`'s `checkpoint` argument: None, a Checkpoint, or a path (a Checkpoint there),
+    refused before the sweep runs when it is anything else or names a folder."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, str | os.PathLike):
+        checkpoint = Checkpoint(checkpoint)
+    if not isinstance(checkpoint, Checkpoint):
+        raise TypeError(
+            f"sweep: checkpoint must be a gdkit.Checkpoint, a path or None, "
+            f"got {_checks.short(checkpoint)}"
+        )
+    if checkpoint.path.is_dir():
+        raise ValueError(f"sweep: checkpoint {str(checkpoint.path)!r} is a folder, not a file")
+    return checkpoint
 
 
 def fingerprint(*parts) -> str:

@@ -12,14 +12,6 @@ from gdkit import _memory
 from gdkit.config import ConfigError, ExperimentConfig, sweep_length
 
 
-def host_bytes_per_lane(dim: int, records: int, dtype: str) -> int:
-    """Host memory of one lane's results (what `gdkit.sweep.plan` reports as host memory):
-    final x, final and best loss, gradient norm, steps to tol and divergence step, status,
-    and the thinned history."""
-    size = np.dtype(dtype).itemsize
-    return (dim + 3) * size + 16 + 36 + records * size
-
-
 @dataclasses.dataclass(frozen=True)
 class Footprint:
     """One (objective, optimizer) sweep of a config: its lanes and their results' memory."""
@@ -49,7 +41,7 @@ def footprints(config: ExperimentConfig, dims: list[int]) -> list[Footprint]:
                 counts[f"optimizers.{j}.batch_size"] = len(opt.batch_size)
             counts["seeds"] = config.seeds or 1
             lanes = math.prod(counts.values())
-            need = lanes * host_bytes_per_lane(dim, records, config.dtype)
+            need = lanes * _memory.result_bytes(dim, records, np.dtype(config.dtype).itemsize)
             if "dim" in spec.params:
                 counts[f"objectives.{i}.dim"] = dim
             counts["record_every" if config.record_every else "steps"] = records

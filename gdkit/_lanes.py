@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gdkit import _checks
+
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
@@ -74,28 +76,47 @@ def _is_scalar(value: Any) -> bool:
 
 def parse_starts(x0: Any, default: np.ndarray, dim: int) -> np.ndarray:
     """x0 as [S, d] float64 (None -> the objective's customary start)."""
-    starts = default[None, :] if x0 is None else np.asarray(x0, dtype=np.float64)
+    want = f"sweep: x0 must have shape [S, {dim}] or [{dim}], finite numbers"
+    try:
+        starts = default[None, :] if x0 is None else np.asarray(x0, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{want}, got {_checks.short(x0)}") from None
     if starts.ndim == 1:
         starts = starts[None, :]
     if starts.ndim != 2 or starts.shape[1] != dim or starts.shape[0] == 0:
-        raise ValueError(f"sweep: x0 must have shape [S, {dim}] or [{dim}], got {np.shape(x0)}")
+        raise ValueError(f"{want}, got shape {np.shape(starts if x0 is None else x0)}")
     if not np.all(np.isfinite(starts)):
-        raise ValueError("sweep: x0 has non-finite entries")
+        raise ValueError(f"{want}; x0 has non-finite entries")
     return starts
 
 
-def parse_seeds(seeds: Any) -> np.ndarray | None:
-    """None, N (seeds 0..N-1) or a sequence of integer seeds."""
+MAX_SEED = 2**32 - 1  # a PRNG key holds 32 bits of a seed: larger ones would repeat smaller ones
+
+
+def count_seeds(seeds: Any) -> int | None:
+    """How many seeds `seeds` gives (None: no seed axis), checked without making them."""
     if seeds is None:
         return None
-    if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"sweep: seeds must be >= 1, got {seeds}")
-        return np.arange(int(seeds))
+    if _checks.is_int(seeds):
+        return _checks.integer("sweep", "seeds", seeds, 1, MAX_SEED + 1)
+    want = f"sweep: seeds must be an int N or a 1-D list of distinct ints in [0, {MAX_SEED}]"
+    if isinstance(seeds, str | bytes) or not hasattr(seeds, "__len__"):
+        raise ValueError(f"{want}, got {_checks.short(seeds)}")
     arr = np.asarray(seeds)
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
-        raise ValueError(f"sweep: seeds must be an int N or a 1-D list of ints, got {seeds!r}")
-    return arr.astype(np.int64)
+        raise ValueError(f"{want}, got {_checks.short(seeds)}")
+    if arr.min() < 0 or arr.max() > MAX_SEED or np.unique(arr).size != arr.size:
+        raise ValueError(f"{want}, got {_checks.short(seeds)}")
+    return int(arr.size)
+
+
+def parse_seeds(seeds: Any) -> np.ndarray | None:
+    """None, N (seeds 0..N-1) or a sequence of distinct integer seeds (`count_seeds`)."""
+    if count_seeds(seeds) is None:
+        return None
+    if _checks.is_int(seeds):
+        return np.arange(int(seeds))
+    return np.asarray(seeds).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,13 @@ def total_bytes() -> int:
     return total
 
 
+def result_bytes(dim: int, records: int, itemsize: int) -> int:
+    """Host bytes of one lane's results (what `gdkit.sweep.plan` reports as host memory): final
+    x, final and best loss, gradient norm; steps to tol, divergence step; status (<U10); the
+    thinned history."""
+    return (dim + 3) * itemsize + 16 + 40 + records * itemsize
+
+
 def describe(n: int | float) -> str:
     """`describe(3 * 2**30)` -> '3.0 GB' (powers of 1024; astronomically large counts as 10^k).
 

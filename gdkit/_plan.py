@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,12 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit import _kernel, _lanes, _resolve, _runner
+from gdkit import _checks, _kernel, _lanes, _memory, _resolve, _runner
 from gdkit.objectives import Objective
 from gdkit.objectives import get as _get_objective
 
 DIVERGENCE_THRESHOLD = 1e12
 MEMORY_BUDGET = 4 * 2**30  # bytes of device memory a lane chunk may use
+MAX_STEPS = int(_kernel.NEVER) - 1  # steps are counted in int32 inside the programs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,7 @@ def plan(
     without running it (the same checks: bad arguments raise the same errors)."""
     kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
     p = resolve(objective, optimizer, **kw)
+    memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)
     chunks, device = 0, 0
     combos = p.combos()
     for _ci, static, lanes in combos:
@@ -49,10 +52,8 @@ def plan(
         per_lane, _cap, size = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)
         chunks += -(-lanes.size // size)
         device = max(device, per_lane * size)  # padded to whole tiles on every device
-    size = jnp.dtype(p.dtype).itemsize
     records = len(_lanes.record_steps(p.segments, p.steps))
-    # final_x, final/best loss, grad norm; steps to tol, divergence step; status (<U10); history
-    per_lane = (p.obj.dim + 3) * size + 16 + 40 + records * size
+    per_lane = _memory.result_bytes(p.obj.dim, records, jnp.dtype(p.dtype).itemsize)
     return SweepPlan(p.n, len(combos), chunks, device, p.n * per_lane)
 
 
@@ -173,29 +174,35 @@ def resolve(
     tile_lanes=None,
 ) -> Plan:
     """Checks and resolves `sweep`'s arguments (see there)."""
-    obj = _get_objective(objective) if isinstance(objective, str) else objective
-    if not isinstance(obj, Objective):
-        raise TypeError(f"sweep: objective must be an Objective or a name, got {objective!r}")
+    obj = _objective(objective)
     make, opt_name, opt_key = _resolve.optimizer(optimizer)
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"sweep: steps must be an integer >= 1, got {steps!r}")
-    steps = int(steps)
-    if tol is not None and not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"sweep: tol must be a finite number >= 0 or None, got {tol!r}")
-    if not divergence_threshold > 0:
-        raise ValueError(f"sweep: divergence_threshold must be > 0, got {divergence_threshold}")
+    steps = _checks.integer("sweep", "steps", steps, 1, MAX_STEPS)
+    if tol is not None:
+        tol = _checks.real("sweep", "tol", tol, 0.0)
+    divergence_threshold = _checks.real(
+        "sweep", "divergence_threshold", divergence_threshold, 0.0, lo_open=True, finite=False
+    )
+    if noise is not None:
+        noise = _checks.real("sweep", "noise", noise, 0.0, lo_open=True)
+    unroll = _checks.integer("sweep", "unroll", unroll, 1)
+    if chunk_steps is not None:
+        chunk_steps = _checks.integer("sweep", "chunk_steps", chunk_steps, 1)
+    if tile_lanes is not None:
+        tile_lanes = _checks.integer("sweep", "tile_lanes", tile_lanes, 1)
+    if record_every is not None:
+        record_every = _checks.integer("sweep", "record_every", record_every, 1, steps)
     dtype = _resolve.dtype(dtype)
     g = _lanes.parse_grid(grid)
+    _resolve.check_hparams(optimizer, make, opt_name, g)
     starts = _lanes.parse_starts(x0, obj.x0, obj.dim)
-    seed_values = _lanes.parse_seeds(seeds)
-    if noise is not None and seed_values is None:
+    n_seeds = _lanes.count_seeds(seeds)
+    if noise is not None and n_seeds is None:
         raise ValueError("sweep: noise needs seeds (e.g. seeds=4) to draw gradient noise")
-    r = _lanes.default_record_every(steps) if record_every is None else int(record_every)
-    if tile_lanes is not None and not (isinstance(tile_lanes, int) and tile_lanes >= 1):
-        raise ValueError(f"sweep: tile_lanes must be an integer >= 1 or None, got {tile_lanes!r}")
-    if not 1 <= r <= steps:
-        raise ValueError(f"sweep: record_every must be in [1, steps={steps}], got {record_every}")
+    r = _lanes.default_record_every(steps) if record_every is None else record_every
+    _check_segments(steps, r, chunk_steps)
     segments = _lanes.plan_segments(steps, r, chunk_steps)
+    _check_host_memory(g, len(starts), n_seeds, obj.dim, dtype, steps // r + 2)
+    seed_values = _lanes.parse_seeds(seeds)
     devs = _runner.resolve_devices(devices)
 
     axes = dict(g.axes)
@@ -265,6 +272,68 @@ def chunking(p: Plan, spec, lanes: int, memory_budget: int, max_lanes_per_chunk)
     dim, names = p.obj.dim, p.g.traced_axes
     _tile, size = _runner.chunk_layout(spec, dim, names, lanes, cap, len(p.devs), p.tile_lanes)
     return per_lane, cap, size
+
+
+def check_chunks(p: Plan, memory_budget: Any, max_lanes_per_chunk: Any) -> tuple[int, int | None]:
+    """Checks the lane-chunk arguments, and that one lane of every program fits in
+    `memory_budget`, before anything runs; -> (memory_budget, max_lanes_per_chunk)."""
+    memory_budget = _checks.integer("sweep", "memory_budget", memory_budget, 1)
+    if max_lanes_per_chunk is not None:
+        max_lanes_per_chunk = _checks.integer("sweep", "max_lanes_per_chunk", max_lanes_per_chunk)
+    for _ci, static, _lanes_of_combo in p.combos():
+        spec = p.spec(static)
+        need = _runner.per_lane_bytes(spec, p.obj.dim, p.g.traced_axes, p.segments[0].blocks)
+        if need > memory_budget:
+            raise ValueError(
+                f"sweep: one lane of {p.opt_name} on {p.obj.name} needs "
+                f"{_memory.describe(need)} of device memory, more than "
+                f"memory_budget={memory_budget} bytes"
+            )
+    return memory_budget, max_lanes_per_chunk
+
+
+MAX_SEGMENTS = 10**6  # host-side chunks of steps (each one a call of a compiled program)
+
+
+def _check_segments(steps: int, record_every: int, chunk_steps: int | None) -> None:
+    blocks = steps // record_every
+    per = max(1, min(blocks, (chunk_steps or steps) // record_every))
+    if -(-blocks // per) > MAX_SEGMENTS:
+        raise ValueError(
+            f"sweep: chunk_steps={chunk_steps} and record_every={record_every} cut {steps} "
+            f"steps into more than {MAX_SEGMENTS} chunks; make chunk_steps larger"
+        )
+
+
+def _check_host_memory(g, n_starts: int, n_seeds, dim: int, dtype, records: int) -> None:
+    """Refuses a sweep whose lanes' inputs and results would not fit in this machine's memory
+    (before any per-lane array is made)."""
+    sizes = {
+        "grid values": math.prod(len(v) for v in g.axes.values()),
+        "starts": n_starts,
+        "seeds": n_seeds or 1,
+    }
+    lanes = math.prod(sizes.values())
+    n_axes = len(g.axes) + 1 + (n_seeds is not None)
+    # results, and each lane's multi-index, start and PRNG key
+    per_lane = _memory.result_bytes(dim, records, np.dtype(dtype).itemsize) + 8 * (n_axes + dim + 1)
+    counts = " x ".join(str(v) for v in sizes.values())
+    _checks.fits_in_memory(
+        "sweep",
+        f"{counts} (grid x starts x seeds) = {lanes} lanes",
+        lanes * per_lane,
+        hint=f"use fewer {max(sizes, key=sizes.get)}",
+    )
+
+
+def _objective(objective: Any) -> Objective:
+    if isinstance(objective, str):
+        return _get_objective(objective)
+    if not isinstance(objective, Objective):
+        raise TypeError(
+            f"sweep: objective must be an Objective or a name, got {_checks.short(objective)}"
+        )
+    return objective
 
 
 def _py(v):

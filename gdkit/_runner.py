@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdkit import _kernel, _tiles
+from gdkit._checks import short
 from gdkit._lanes import Segment
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
@@ -59,14 +60,24 @@ def resolve_devices(devices: Any) -> list:
     which is every local device in a single process."""
     if devices is None:
         return list(jax.devices())
-    if isinstance(devices, int) and not isinstance(devices, bool):
-        local = jax.local_devices()
+    local = jax.local_devices()
+    if isinstance(devices, int | np.integer) and not isinstance(devices, bool):
         if not 1 <= devices <= len(local):
-            raise ValueError(f"sweep: devices={devices}, but there are {len(local)} local devices")
-        return list(local[:devices])
+            raise ValueError(
+                f"sweep: devices must be a count in [1, {len(local)}] (the local devices), "
+                f"got {devices}"
+            )
+        return list(local[: int(devices)])
+    want = "sweep: devices must be None, a count or a list of distinct JAX devices"
+    if isinstance(devices, str | bytes) or not hasattr(devices, "__iter__"):
+        raise ValueError(f"{want}, got {short(devices)}")
     devices = list(devices)
     if not devices:
-        raise ValueError("sweep: devices is empty")
+        raise ValueError(f"{want}, got an empty list")
+    if not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"{want}, got {short(devices)}")
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"{want}; a device is repeated in {short(devices)}")
     return devices
 
 

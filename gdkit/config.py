@@ -433,22 +433,11 @@ def _check_values(where: str, spec: OptimizerSpec) -> None:
 
     fixed = {k: v for k, v in spec.fixed().items() if k not in OBJECTIVE_SETTINGS}
     swept = {k: v for k, v in spec.swept().items() if k not in OBJECTIVE_SETTINGS}
-    first = {k: float(v[0]) for k, v in swept.items()}
-
-    def build(trial):
-        try:
-            optimizers.get(spec.name, **{**fixed, **first, **trial})
-        except (ValueError, TypeError) as e:
-            key, msg = _split_key(str(e), spec.name)
-            raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
-
-    build({})
-    for k, values in swept.items():
-        try:
-            optimizers.get(spec.name, **{**fixed, **first, k: np.asarray(values)})
-        except (ValueError, TypeError):
-            for x in values:
-                build({k: float(x)})
+    try:
+        optimizers.check_hparams(spec.name, fixed, swept)
+    except (ValueError, TypeError) as e:
+        key, msg = _split_key(str(e), spec.name)
+        raise ConfigError(f"{where}{'.' + key if key else ''}: {msg}") from None
 
 
 def _check_batch_sizes(where: str, value, config: ExperimentConfig, objectives: list) -> None:

@@ -39,6 +39,8 @@ _ARRAYS = (
     "trajectory_loss",
 )
 
+_PER_LANE = ("final_loss", "best_loss", "final_x", "final_grad_norm", "steps_to_tol", "status")
+
 
 @dataclasses.dataclass(eq=False)
 class SweepResult:
@@ -286,22 +288,40 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a result written by `save`. A format-1 file's lanes that were "converged"
-        on |grad f| come back "stationary"; its steps_to_tol stay the first step within tol,
-        as that format recorded them."""
-        with np.load(os.fspath(path), allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        meta = json.loads(str(data.pop("meta")))
-        fmt = meta.pop("format", None)
-        if fmt not in (FORMAT, _FORMAT_1):
-            raise ValueError(f"{path}: not a gdkit SweepResult file")
-        names = meta.pop("axes")
-        axes = {name: data.pop(f"axis_{i}") for i, name in enumerate(names)}
-        fields = {k: data.get(k) for k in _ARRAYS}
-        if fmt == _FORMAT_1 and meta.get("tol_metric") == "grad_norm":
-            status = fields["status"].astype("<U10")
-            fields["status"] = np.where(status == "converged", "stationary", status)
-        return cls(axes=axes, **meta, **fields)
+        """Reads a result written by `save`.
+
+        A format-1 file's lanes that were "converged" on |grad f| come back "stationary"; its
+        steps_to_tol stay the first step within tol, as that format recorded them. A file that
+        is there but is not a result `save` wrote (garbage, truncated, another program's .npz)
+        is a ValueError naming it; a missing file is FileNotFoundError.
+        """
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"SweepResult.load: path must be a path, got {type(path).__name__}")
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data.pop("meta")))
+            fmt = meta.pop("format", None) if isinstance(meta, dict) else None
+            if fmt not in (FORMAT, _FORMAT_1):
+                raise ValueError(f"no {FORMAT} header")
+            names = meta.pop("axes")
+            axes = {name: data.pop(f"axis_{i}") for i, name in enumerate(names)}
+            fields = {k: data.get(k) for k in _ARRAYS}
+            if fmt == _FORMAT_1 and meta.get("tol_metric") == "grad_norm":
+                status = fields["status"].astype("<U10")
+                fields["status"] = np.where(status == "converged", "stationary", status)
+            result = cls(axes=axes, **meta, **fields)
+            for k in _PER_LANE:
+                shape = np.shape(getattr(result, k))
+                if shape[: len(result.shape)] != result.shape:
+                    raise ValueError(f"{k} has shape {shape}, the axes {result.shape}")
+            return result
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except Exception as e:  # numpy, zipfile, zlib and json each have their own errors
+            reason = f"{type(e).__name__}: {e}".splitlines()[0][:120]
+            raise ValueError(f"{path}: not a gdkit SweepResult file ({reason})") from None
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{k}={len(v)}" for k, v in self.axes.items())

@@ -12,17 +12,35 @@ from __future__ import annotations
 
 import numpy as np
 
+from gdkit._checks import fits_in_memory, integer, short
 from gdkit.objectives import Objective
 from gdkit.objectives import get as _get_objective
 
 
-def _objective(objective: Objective | str) -> Objective:
-    return _get_objective(objective) if isinstance(objective, str) else objective
+def _objective(objective: Objective | str, where: str) -> Objective:
+    if isinstance(objective, str):
+        return _get_objective(objective)
+    if not isinstance(objective, Objective):
+        raise TypeError(
+            f"starts.{where}: objective must be an Objective or a name, got {short(objective)}"
+        )
+    return objective
+
+
+def _count(where: str, n: int, dim: int, per_axis: bool = False) -> int:
+    """`n` checked: an integer >= 1 whose start set (n or, per axis, n**dim starts of dim
+    coordinates) fits in memory."""
+    n = integer(f"starts.{where}", "n", n, 1)
+    points = n**dim if per_axis else n
+    fits_in_memory(
+        f"starts.{where}", f"n={n} ({short(points)} starts)", 8 * points * dim, "use a smaller n"
+    )
+    return n
 
 
 def default(objective: Objective | str) -> np.ndarray:
     """The objective's customary start, as a one-row start set [1, d]."""
-    return np.array(_objective(objective).x0, dtype=np.float64)[None, :]
+    return np.array(_objective(objective, "default").x0, dtype=np.float64)[None, :]
 
 
 def grid(objective: Objective | str, n: int) -> np.ndarray:
@@ -38,9 +56,8 @@ def grid(objective: Objective | str, n: int) -> np.ndarray:
              [ 10., -10.],
              [ 10.,  10.]])
     """
-    obj = _objective(objective)
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"starts.grid: n must be an integer >= 1, got {n!r}")
+    obj = _objective(objective, "grid")
+    n = _count("grid", n, obj.dim, per_axis=True)
     if n == 1:
         axes = [np.array([lo + hi]) / 2.0 for lo, hi in obj.bounds]
     else:
@@ -57,9 +74,9 @@ def uniform(objective: Objective | str, n: int, seed: int = 0) -> np.ndarray:
       >>> starts.uniform("himmelblau", 5, seed=0).shape
       (5, 2)
     """
-    obj = _objective(objective)
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"starts.uniform: n must be an integer >= 1, got {n!r}")
+    obj = _objective(objective, "uniform")
+    n = _count("uniform", n, obj.dim)
+    seed = integer("starts.uniform", "seed", seed, 0)
     rng = np.random.default_rng(seed)
     lo, hi = obj.bounds[:, 0], obj.bounds[:, 1]
     return lo + (hi - lo) * rng.random((int(n), obj.dim))

@@ -17,12 +17,13 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit import _checkpoint, _kernel, _lanes, _runner
+from gdkit import _checkpoint, _checks, _kernel, _lanes, _runner
 from gdkit._plan import (
     DIVERGENCE_THRESHOLD,
     MEMORY_BUDGET,
     Plan,
     SweepPlan,
+    check_chunks,
     chunking,
     plan,
     resolve,
@@ -91,9 +92,10 @@ def sweep(
         at a time, so the tile's state stays in cache (default: sized for a ~1 MiB L2).
         Results do not depend on it.
       progress: show a progress bar (rich).
-      checkpoint: a `gdkit.Checkpoint`: after a chunk of steps (at most every few seconds)
-        the whole state of the sweep is saved there; a later call with the same arguments
-        and the same checkpoint resumes from it and returns the same numbers, bit for bit.
+      checkpoint: a `gdkit.Checkpoint`, or a path (a Checkpoint there, with its defaults):
+        after a chunk of steps (at most every few seconds) the whole state of the sweep is
+        saved there; a later call with the same arguments and the same checkpoint resumes
+        from it and returns the same numbers, bit for bit.
         The file is removed when the sweep completes.
 
     Returns:
@@ -116,13 +118,17 @@ def sweep(
         unroll=unroll,
         tile_lanes=tile_lanes,
     )
+    memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)
+    lanes = None if trajectories is None else _trajectory_lanes(trajectories, p.n)
+    progress = _checks.boolean("sweep", "progress", progress)
+    checkpoint = _checkpoint.as_checkpoint(checkpoint)
     clock = [0.0]
     t_start = time.perf_counter()
     out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
     total = time.perf_counter() - t_start
     result = _result(p, out, compile_time=clock[0], run_time=total - clock[0])
     if trajectories is not None:
-        _add_trajectories(result, trajectories, p)
+        _add_trajectories(result, trajectories if isinstance(trajectories, str) else lanes, p)
     return result
 
 
@@ -242,20 +248,39 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
     )
 
 
-def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
+def _trajectory_lanes(which: Any, n: int) -> np.ndarray | None:
+    """Checks `trajectories` before the sweep runs: its lane indices (None for a name)."""
     if isinstance(which, str):
         if which not in ("best", "representative"):
             raise ValueError(
                 "sweep: trajectories must be lane indices, 'best' or 'representative', "
-                f"got {which!r}"
+                f"got {_checks.short(which)}"
             )
+        return None
+    try:
+        arr = np.asarray(which).reshape(-1) if not isinstance(which, bytes | Mapping) else None
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(
+            "sweep: trajectories must be a 1-D list of lane indices, 'best' or "
+            f"'representative', got {_checks.short(which)}"
+        )
+    lanes = arr.astype(np.int64)
+    if lanes.size and (lanes.min() < 0 or lanes.max() >= n):
+        raise ValueError(
+            f"sweep: trajectories lane indices must be in [0, {n}), got {_checks.short(which)}"
+        )
+    return lanes
+
+
+def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
+    if isinstance(which, str):
         diverged_all = result.diverged.all()  # no such lane: record nothing
         pick = result.best if which == "best" else result.representative
         lanes = np.array([], np.int64) if diverged_all else np.array([pick()["lane"]])
     else:
-        lanes = np.asarray(which, dtype=np.int64).reshape(-1)
-        if lanes.size and (lanes.min() < 0 or lanes.max() >= result.lanes):
-            raise ValueError(f"sweep: trajectories lane indices must be in [0, {result.lanes})")
+        lanes = which
     xs = np.empty((lanes.size, result.steps + 1, p.obj.dim), p.dtype)
     vs = np.empty((lanes.size, result.steps + 1), p.dtype)
     for j, lane in enumerate(lanes):

@@ -9,7 +9,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from gdkit._checks import integer, is_int, short
+
 Array = jax.Array
+MAX_DIM = 10**8  # coordinates: x0 and the bounds alone take 2.4 GB of float64 there
 ObjectiveFn = Callable[[Array], Array]
 # minibatch(x, key, step, batch_size) -> the loss on the mini-batch that step `step` of a lane
 # with PRNG key `key` uses (see `gdkit.objectives.data.batch_indices`).
@@ -24,8 +27,12 @@ class Minimum:
     f: float
 
     def __post_init__(self):
-        object.__setattr__(self, "x", _readonly(np.asarray(self.x, dtype=np.float64).reshape(-1)))
-        object.__setattr__(self, "f", float(self.f))
+        x = _floats("minima: x", self.x).reshape(-1)
+        f = _floats("minima: f", self.f)
+        if f.ndim != 0:
+            raise ValueError(f"minima: f must be a finite number, got {short(self.f)}")
+        object.__setattr__(self, "x", _readonly(x))
+        object.__setattr__(self, "f", float(f))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -74,8 +81,13 @@ class Objective:
     predict: Callable[[Array, Any], Array] | None = None
 
     def __post_init__(self):
-        x0 = np.asarray(self.x0, dtype=np.float64).reshape(-1)
-        bounds = np.asarray(self.bounds, dtype=np.float64).reshape(-1, 2)
+        if not is_int(self.dim) or self.dim < 1:
+            raise ValueError(f"{self.name}: dim must be an integer >= 1, got {short(self.dim)}")
+        bounds = _floats(f"{self.name}: bounds", self.bounds)
+        x0 = _floats(f"{self.name}: x0", self.x0).reshape(-1)
+        if bounds.size % 2:
+            raise ValueError(f"{self.name}: bounds must be [dim, 2] rows of (low < high)")
+        bounds = bounds.reshape(-1, 2)
         if x0.shape != (self.dim,):
             raise ValueError(f"{self.name}: x0 has {x0.size} entries, expected dim={self.dim}")
         if bounds.shape != (self.dim, 2) or np.any(bounds[:, 0] >= bounds[:, 1]):
@@ -146,6 +158,7 @@ def wrap(
             dim = int(np.asarray(bounds).reshape(-1, 2).shape[0])
         else:
             raise ValueError("wrap: give dim, x0 or bounds so the dimension is known")
+    dim = integer("wrap", "dim", dim, 1, MAX_DIM)
     if bounds is None:
         bounds = np.tile([-5.0, 5.0], (dim, 1))
     bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2)
@@ -161,6 +174,17 @@ def wrap(
         minima=mins,
         description=description,
     )
+
+
+def _floats(where: str, value: Any) -> np.ndarray:
+    """`value` as a float64 array of finite numbers; ValueError naming `where` otherwise."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where} must be finite numbers, got {short(value)}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where} must be finite numbers, got {short(value)}")
+    return arr
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

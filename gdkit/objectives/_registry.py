@@ -7,6 +7,7 @@ import difflib
 import inspect
 from collections.abc import Callable
 
+from gdkit._checks import short
 from gdkit.objectives._base import Objective
 from gdkit.objectives._imported import from_import_path
 
@@ -69,11 +70,13 @@ def get(name: str, **params) -> Objective:
       >>> objectives.get("rosenbrock", dim=4).dim
       4
     """
+    if not isinstance(name, str):
+        raise TypeError(f"objective name must be a string, got {short(name)}")
     if ":" in name:
         return from_import_path(name, params)
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown objective {name!r}{_suggest(name, names())}; known: "
+            f"unknown objective {short(name)}{_suggest(name, names())}; known: "
             f"{', '.join(names())}, or an import path 'module:name' of a marked objective"
         )
     entry = _REGISTRY[name]

@@ -15,13 +15,16 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit.objectives._base import Minimum, Objective
+from gdkit._checks import short
+from gdkit.objectives._base import MAX_DIM, Minimum, Objective
 from gdkit.objectives._registry import register
 
 
 def _check_dim(name: str, dim: int, low: int = 1) -> int:
     if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < low:
-        raise ValueError(f"{name}: dim must be an integer >= {low}, got {dim!r}")
+        raise ValueError(f"{name}: dim must be an integer >= {low}, got {short(dim)}")
+    if dim > MAX_DIM:
+        raise ValueError(f"{name}: dim must be at most {MAX_DIM}, got {short(dim)}")
     return int(dim)
 
 

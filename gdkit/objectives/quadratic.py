@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit import _memory
+from gdkit._checks import fits_in_memory, short
 from gdkit.objectives._base import Minimum, Objective
 from gdkit.objectives._registry import register
 
@@ -33,17 +33,13 @@ def quadratic(
     generated = A is None
     if generated:
         if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-            raise ValueError(f"quadratic: dim must be an integer >= 1, got {dim!r}")
+            raise ValueError(f"quadratic: dim must be an integer >= 1, got {short(dim)}")
+        # a dense dim x dim matrix and the temporaries of its QR decomposition
+        fits_in_memory("quadratic", f"dim={dim}", 32 * dim * dim, "make dim smaller")
         if not condition_number >= 1.0:
             raise ValueError(f"quadratic: condition_number must be >= 1, got {condition_number}")
         if b is not None:
             raise ValueError("quadratic: give b only together with an explicit A")
-        need, have = 4 * 8 * int(dim) ** 2, _memory.total_bytes()  # the QR's and A's dim x dim
-        if need > have:
-            raise ValueError(
-                f"quadratic: dim {dim} needs about {_memory.describe(need)} of memory to "
-                f"generate its {dim} x {dim} matrix; this machine has {_memory.describe(have)}"
-            )
         rng = np.random.default_rng(seed)
         q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
         q = q * np.sign(np.diag(r))  # Haar-distributed rotation

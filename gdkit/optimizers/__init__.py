@@ -15,7 +15,15 @@ methods need them. The least-squares methods (`gauss_newton`, `levenberg_marquar
 """
 
 from gdkit.optimizers._options import OPTION_DOCS, OPTIONS, SCHEDULES
-from gdkit.optimizers._registry import OptimizerInfo, entries, get, info, names
+from gdkit.optimizers._registry import (
+    OptimizerInfo,
+    check_hparams,
+    check_range,
+    entries,
+    get,
+    info,
+    names,
+)
 from gdkit.optimizers.adaptive import adam, adamax, adamw, amsgrad, lion, nadam
 from gdkit.optimizers.first_order import adadelta, adagrad, gd, momentum, nesterov, rmsprop
 from gdkit.optimizers.least_squares import (
@@ -40,6 +48,8 @@ __all__ = [
     "adamw",
     "amsgrad",
     "bfgs",
+    "check_hparams",
+    "check_range",
     "entries",
     "gauss_newton",
     "gd",

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import optax
 
+from gdkit._checks import is_real, short
 from gdkit.optimizers import _options
 
 Factory = Callable[..., optax.GradientTransformationExtraArgs]
@@ -135,9 +136,12 @@ def info(name: str) -> OptimizerInfo:
       >>> optimizers.info("adam").hparams
       {'learning_rate': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}
     """
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer name must be a string, got {short(name)}")
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown optimizer {name!r}{_suggest(name, _REGISTRY)}; known: {', '.join(names())}"
+            f"unknown optimizer {short(name)}{_suggest(name, _REGISTRY)}; "
+            f"known: {', '.join(names())}"
         )
     return _REGISTRY[name]
 
@@ -205,25 +209,76 @@ def _check_value(name: str, key: str, value: Any, default: Any) -> None:
         return  # checked with the other schedule options
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"{where} must be True or False, got {value!r}")
+            raise ValueError(f"{where} must be True or False, got {short(value)}")
         return
     if key in _INTS:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{where} must be a Python int, got {value!r}")
+            raise ValueError(f"{where} must be a Python int, got {short(value)}")
         if value < _INTS[key]:
             raise ValueError(f"{where} must be >= {_INTS[key]}, got {value}")
         return
     if isinstance(value, jax.Array) or (key == "learning_rate" and callable(value)):
         return  # data (maybe traced) or an optax schedule: never branched on
     if isinstance(value, bool | str) or not isinstance(value, int | float | np.number | np.ndarray):
-        raise ValueError(f"{where} must be a number or a JAX array, got {value!r}")
+        raise ValueError(f"{where} must be a number or a JAX array, got {short(value)}")
+    check_range(name, key, value)
+
+
+def check_range(name: str, key: str, value: Any) -> None:
+    """Refuses a concrete number (or NumPy array) outside the range of hyperparameter `key`
+    (learning_rate > 0, b1, b2, momentum in [0, 1), eps >= 0, ...); names it knows nothing of
+    need only be finite. JAX arrays, which may be traced, are never looked at."""
+    if isinstance(value, jax.Array | bool) or not is_real_array(value):
+        return
     low, high, low_in, high_in = _RANGES.get(key, (-math.inf, math.inf, False, False))
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except OverflowError:  # an int too large for a float
+        arr = np.asarray(math.inf)
     ok = np.isfinite(arr) & (arr >= low if low_in else arr > low)
     ok &= arr <= high if high_in else arr < high
     if not np.all(ok):
         interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
-        raise ValueError(f"{where} must be finite and in {interval}, got {value!r}")
+        got = short(value) if arr.ndim == 0 else f"{float(arr[~ok].flat[0])!r} in {short(value)}"
+        raise ValueError(f"{name}: {key} must be finite and in {interval}, got {got}")
+
+
+def is_real_array(value: Any) -> bool:
+    """A Python/NumPy number or a NumPy array of numbers (bools excluded)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    return is_real(value)
+
+
+def check_hparams(name: str, fixed: dict[str, Any], swept: dict[str, Any]) -> None:
+    """Builds optimizer `name` with the `fixed` values and every value of each `swept`
+    hyperparameter (name -> 1-D values), so that a bad one raises the factory's own error
+    (naming the optimizer, the hyperparameter and what is allowed) before anything is traced.
+    A float axis is built at once, as an array; its values one by one only to name a bad one.
+
+    Example:
+      >>> from gdkit import optimizers
+      >>> optimizers.check_hparams("adam", {"b1": 0.9}, {"learning_rate": [0.1, -1.0]})
+      Traceback (most recent call last):
+      ...
+      ValueError: adam: learning_rate must be finite and in (0, inf), got -1.0
+    """
+    swept = {k: np.asarray(v) if not isinstance(v, np.ndarray) else v for k, v in swept.items()}
+    first = {k: _py(v[0]) for k, v in swept.items()}
+    get(name, **fixed, **first)
+    for k, values in swept.items():
+        if values.dtype.kind == "f":
+            try:
+                get(name, **{**fixed, **first, k: values})
+                continue
+            except (ValueError, TypeError):
+                pass
+        for v in values:
+            get(name, **{**fixed, **first, k: _py(v)})
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _suggest(word: str, options) -> str:
