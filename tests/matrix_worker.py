@@ -25,7 +25,7 @@ from gdkit import objectives
 from gdkit.objectives import from_expression
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import matrix_reference as ref  # noqa: E402
+import matrix_reference as ref
 
 LANES = 2048  # >= 2,048 lanes per sweep, so XLA's vectorized code paths run
 SEED = 14
@@ -170,7 +170,7 @@ def _worst(label, dtype, what, got, want, tol, x0) -> dict | None:
         "dtype": dtype,
         "what": what,
         "bad_lanes": int(bad.reshape(len(bad), -1).any(axis=1).sum()),
-        "lanes": int(len(bad)),
+        "lanes": len(bad),
         "worst_lane": lane,
         "x0": x0[lane].tolist(),
         "index": [int(i) for i in idx[1:]],
