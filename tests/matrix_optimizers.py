@@ -9,11 +9,12 @@ directly with `update(g, state, x, value=, grad=, value_fn=[, residual_fn=])`.
 
 Float32 trajectories legitimately differ in their last bits between two compilations, and a
 chaotic lane amplifies that (or a line search takes another branch). Each lane's sensitivity
-is measured by running the reference again from its start, or with its learning rate, moved by
-one ulp either way (the largest of the four changes): a lane is compared when the reference stays bounded and that
-sensitivity is small, and then gdkit must agree within `SENSITIVITY_FACTOR` x the sensitivity
-(plus a floor of sqrt(u) relative: where the loss is flat, as at a minimum, float32 fixes x
-only to about sqrt(u), and a lane may stop anywhere in that flat spot). At least half the lanes of every case must be compared.
+is measured by running the reference again from its start, or with its learning rate, moved
+by one ulp either way (the largest of the four changes). A lane is compared when the
+reference stays bounded and that sensitivity is small; gdkit must then agree within
+`SENSITIVITY_FACTOR` x the sensitivity plus a floor of sqrt(u) relative (where the loss is
+flat, as at a minimum, float32 fixes x only to about sqrt(u), and a lane may stop anywhere in
+that flat spot). At least half the lanes of every case must be compared.
 """
 
 from __future__ import annotations
