@@ -2,11 +2,12 @@
 host device count in XLA_FLAGS, since JAX fixes the device count when it starts).
 
   python tests/matrix_worker.py objectives   # (a) f and grad f of every objective / function
-  python tests/matrix_worker.py optimizers   # (b) every optimizer against a per-lane loop
+  python tests/matrix_worker.py optimizers [NAME...]  # (b) optimizers against per-lane loops
 
 Prints one JSON object: {"devices": n, "cases": [...], "mismatches": [...]} where each
 mismatch names the case, the dtype, how many lanes disagree, and the worst lane with its
-numbers. Exit status 0 whether or not there are mismatches (the test judges them).
+numbers. Exit status 0 whether or not there are mismatches (the test judges them). Each case
+is announced on stderr before it runs, so a case that hangs can be named.
 """
 
 from __future__ import annotations
@@ -260,10 +261,15 @@ def run_objectives() -> dict:
         mismatches.append({"case": "coverage", "missing_objectives": missing})
     for label, make, formula, *room in cases:
         for dtype in ("float32", "float64"):
+            announce(f"{label} {dtype}")
             found, s = check_objective(label, make, formula, *(room or [None]), dtype, rng)
             mismatches += found
             stats.append(s)
     return {"cases": stats, "mismatches": mismatches}
+
+
+def announce(case: str) -> None:
+    print(f"matrix case: {case}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> None:
@@ -274,7 +280,7 @@ def main(argv: list[str]) -> None:
     elif part == "optimizers":
         from matrix_optimizers import run_optimizers
 
-        out = run_optimizers()
+        out = run_optimizers(argv[1:] or None)
     else:
         raise SystemExit(f"unknown part {part!r}: objectives or optimizers")
     out["devices"] = len(jax.devices())
