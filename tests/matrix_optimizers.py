@@ -14,13 +14,17 @@ by one ulp either way (the largest of the four changes). A lane is compared when
 reference stays bounded and that sensitivity is small; gdkit must then agree within
 `SENSITIVITY_FACTOR` x the sensitivity plus a floor of sqrt(u) relative (where the loss is
 flat, as at a minimum, float32 fixes x only to about sqrt(u), and a lane may stop anywhere in
-that flat spot). At least half the lanes of every case must be compared.
+that flat spot). A lane that still disagrees (a few in a thousand, where rounding flips a
+line search's decision) passes only if gdkit and the reference agree to 1e-9 when both run in
+float64, and at most 1% of the lanes may need that. At least half the lanes of every case
+must be compared.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +39,7 @@ SENSITIVITY_FACTOR = 16.0
 FLOOR = float(np.sqrt(np.finfo(np.float32).eps / 2))  # always allowed, x (1 + |x|)
 CHAOTIC = 1e-2  # lanes whose one-ulp sensitivity exceeds this x (1 + |x|) are not compared
 MIN_COMPARED = 0.5
+MAX_RECHECKED = 0.01  # lanes off in float32 may be re-checked in float64, up to this fraction
 BOUNDED = 1e-3  # a reference lane is bounded if |f| stays below this x gdkit's threshold
 
 
@@ -131,6 +136,25 @@ def _reference_program(name: str, obj, steps: int):
     return jax.jit(jax.vmap(lane))
 
 
+def _agree_in_float64(name, obj, lrs, x0s, steps, program) -> np.ndarray:
+    """For lanes that disagree in float32: do gdkit and the reference agree in float64? Then
+    the float32 difference is rounding (a line search that took the other branch, say)."""
+    with jax.enable_x64(True):
+        r = gdkit.sweep(
+            obj,
+            name,
+            grid={"learning_rate": lrs.astype(np.float64)},
+            x0=x0s.astype(np.float64),
+            steps=steps,
+            progress=False,
+        )
+        k = len(lrs)
+        got = r.final_x[np.arange(k), np.arange(k)]  # the (lr_i, x0_i) lanes of the grid
+        want = np.asarray(program(jnp.asarray(lrs, jnp.float64), jnp.asarray(x0s, jnp.float64))[0])
+    scale = 1.0 + np.max(np.abs(want), axis=1)
+    return np.max(np.abs(got - want), axis=1) <= 1e-9 * scale
+
+
 def check_optimizer(name: str, label: str, obj, rng) -> tuple[list[dict], dict]:
     (lo, hi), steps = SETTINGS[name]
     lrs = np.geomspace(lo, hi, N_LR).astype(np.float32)
@@ -165,6 +189,11 @@ def check_optimizer(name: str, label: str, obj, rng) -> tuple[list[dict], dict]:
     err = np.max(np.abs(got - want), axis=1)
     tol = SENSITIVITY_FACTOR * sens + FLOOR * scale
     bad = compared & ~(err <= tol)
+    rechecked = 0
+    if 0 < bad.sum() <= MAX_RECHECKED * compared.sum():
+        ok = _agree_in_float64(name, obj, np.asarray(lane_lr)[bad], lane_x0[bad], steps, program)
+        rechecked = int(ok.sum())
+        bad[np.flatnonzero(bad)[ok]] = False
     wrongly_diverged = compared & diverged
     found = []
     case = f"{name} on {label}"
@@ -202,18 +231,19 @@ def check_optimizer(name: str, label: str, obj, rng) -> tuple[list[dict], dict]:
         "case": case,
         "seconds": round(seconds, 2),
         "compared": int(compared.sum()),
+        "rechecked_in_float64": rechecked,
         "max_error_over_tolerance": float(np.max(np.where(compared, err / tol, 0.0))),
     }
     return found, stats
 
 
 def run_optimizers(names=None) -> dict:
-    rng = np.random.default_rng(14)
     mismatches, stats = [], []
     for name in names or optimizers.names():
         problems = LEAST_SQUARES if optimizers.needs_residual_fn(name) else GENERAL
         for label, make in problems.items():
             print(f"matrix case: {name} on {label}", file=sys.stderr, flush=True)
+            rng = np.random.default_rng([14, zlib.crc32(f"{name} {label}".encode())])
             found, s = check_optimizer(name, label, make(), rng)
             mismatches += found
             stats.append(s)
