@@ -35,7 +35,7 @@ def quadratic(
         if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
             raise ValueError(f"quadratic: dim must be an integer >= 1, got {short(dim)}")
         # a dense dim x dim matrix and the temporaries of its QR decomposition
-        fits_in_memory("quadratic", f"dim={dim}", 32 * dim * dim, "make dim smaller")
+        fits_in_memory("quadratic", f"dim {dim}", 32 * dim * dim, "make dim smaller")
         if not condition_number >= 1.0:
             raise ValueError(f"quadratic: condition_number must be >= 1, got {condition_number}")
         if b is not None:
