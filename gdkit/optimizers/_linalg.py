@@ -25,14 +25,20 @@ import jax.numpy as jnp
 
 
 def _one_per_call(fn):
-    """`fn` of one matrix, batched under `vmap` by a loop of single-matrix calls."""
+    """`fn` of one matrix, batched under `vmap` on CPU by a loop of single-matrix calls (on
+    other platforms as usual: a GPU solver has no such pool and wants the whole batch)."""
     wrapped = jax.custom_batching.custom_vmap(fn)
 
     @wrapped.def_vmap
     def _rule(axis_size, in_batched, a):
         del axis_size
         (batched,) = in_batched
-        out = jax.lax.map(wrapped, a) if batched else wrapped(a)
+        if not batched:
+            out = wrapped(a)
+        else:
+            out = jax.lax.platform_dependent(
+                a, cpu=lambda m: jax.lax.map(wrapped, m), default=jax.vmap(fn)
+            )
         return out, jax.tree.map(lambda _: batched, out)
 
     return wrapped
