@@ -21,23 +21,18 @@ from gdkit._lanes import Segment
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 64
 compile_count = 0  # how many programs this module has compiled (tests check reuse)
-# XLA:CPU options for every program of a sweep (scripts/bench_sweep.py measures them):
-# - a finer alias analysis drops a copy of the lanes' x that XLA otherwise makes at every
-#   step (+8% on the Adam/Rosenbrock benchmark); it changes copies, never numbers;
-# - AVX-512 vectors where the CPU has them (LLVM's default prefers 256-bit ones): +6%. The
-#   same IEEE operations lane by lane; ignored on CPUs without AVX-512;
-# - YNNPACK only for dot products, not for reductions: XLA:CPU otherwise hands every small
-#   per-lane reduction (a sum over a lane's few coordinates) to a YNNPACK call, which costs
-#   more than the sum (one core, Adam: quadratic 76 -> 138 M lane-steps/s, linear
-#   regression 4.1 -> 6.2, Rosenbrock and peaks unchanged). It changes the order of such
-#   sums, so last bits, the same way on any device count.
+# XLA:CPU options for every program of a sweep. The rule: XLA's defaults, plus only options
+# that change no number, each tested bit for bit against the defaults
+# (tests/test_engine_trust.py) and measured by scripts/bench_sweep.py. The one kept:
+# - a finer alias analysis in copy insertion drops a copy of the lanes' x that XLA otherwise
+#   makes at every step (+8% on the Adam/Rosenbrock benchmark); it decides which buffers
+#   are copied, never what is computed.
+# Removed because they change numbers: `xla_cpu_prefer_vector_width=512` (with jaxlib 0.10.2
+# on AVX-512 CPUs it miscompiled `jnp.arctan` on arrays of more than ~56 elements: errors
+# above 1 where plain `jax.jit` is within 1e-7), and YNNPACK for dot products only (it
+# changed the order of small sums, so last bits, against plain `jax.jit`).
 # Options this jaxlib does not know are left out (`compile_program`).
-COMPILER_OPTIONS = {
-    "xla_cpu_copy_insertion_use_region_analysis": True,
-    "xla_cpu_prefer_vector_width": 512,
-    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,"
-    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
-}
+COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
 _UNKNOWN_OPTIONS: set[str] = set()
 
 

@@ -49,6 +49,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from gdkit import _runner  # noqa: E402
 from gdkit._runner import compile_program  # noqa: E402
 from gdkit.sweep import sweep  # noqa: E402
 
@@ -121,7 +122,10 @@ EXPERIMENTS = [
     {
         "what": "compile options for gdkit's programs: region-analysis copy insertion (drops "
         "a per-step copy of x), then 512-bit vectors (A/B interleaved in one process)",
-        "f_over_e": "238 -> 257 -> 273 M/s (+8%, +6%); numbers unchanged (same tests pass)",
+        "f_over_e": "238 -> 257 -> 273 M/s (+8%, +6%). The 512-bit vectors were dropped "
+        "later: with jaxlib 0.10.2 on AVX-512 they miscompiled jnp.arctan on arrays of more "
+        "than ~56 elements (errors above 1); region analysis is tested bit for bit against "
+        "XLA's defaults (tests/test_engine_trust.py)",
     },
     {
         "what": "the replay of diverged lanes inside the finish program (a second copy of "
@@ -219,7 +223,8 @@ EXPERIMENTS = [
         "XLA:CPU's default of small reductions too, on one core, Adam, M lane-steps/s: "
         "Rosenbrock / quadratic / peaks / linear regression / logistic regression / MLP",
         "f_over_e": "222 / 76 / 165 / 4.1 / 0.8 / 5.6 -> 222 / 135-138 / 162-164 / 6.2-6.6 / "
-        "0.9 / 5.8-6.1 (no YNNPACK at all: linear regression 3.2-3.7; eltwise too: 10x slower)",
+        "0.9 / 5.8-6.1 (no YNNPACK at all: linear regression 3.2-3.7; eltwise too: 10x slower). "
+        "Dropped later: it changes the order of those sums, so last bits against plain jax.jit",
     },
     {
         "what": "an optimization barrier between the loss and the bookkeeping, so that f is "
@@ -572,6 +577,7 @@ def main():
     # what-ifs beyond the default, each interleaved with the floor (ratio to the floor)
     extra = {}
     variants = [
+        ("XLA's defaults (no COMPILER_OPTIONS)", {"compiler_options": {}}),
         ("no tiles (all lanes per step)", {"tile_lanes": n}),
         ("tile 1024", {"tile_lanes": 1024}),
         ("tile 2048", {"tile_lanes": 2048}),
@@ -583,7 +589,14 @@ def main():
 
         def f(kw=kw):
             opts = {"tol": 1e-6, "progress": False, "devices": 1, **kw}
-            return sweep("rosenbrock", "adam", grid={"learning_rate": lrs}, steps=steps, **opts)
+            options = opts.pop("compiler_options", _runner.COMPILER_OPTIONS)
+            saved, _runner.COMPILER_OPTIONS = _runner.COMPILER_OPTIONS, options
+            _runner._CACHE.clear()  # compiled with `options`; the others compile again
+            try:
+                return sweep("rosenbrock", "adam", grid={"learning_rate": lrs}, steps=steps, **opts)
+            finally:
+                _runner.COMPILER_OPTIONS = saved
+                _runner._CACHE.clear()
 
         f()
         te, tf = [], []

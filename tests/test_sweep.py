@@ -235,8 +235,7 @@ def test_compiler_options_this_jaxlib_does_not_know_are_left_out(monkeypatch):
     monkeypatch.setattr(_runner, "_CACHE", type(_runner._CACHE)())  # compile again
     r = sweep("peaks", "adam", **kw)
     assert sorted(_runner._UNKNOWN_OPTIONS) == sorted(bogus)
-    # only the refused ones are dropped and the others apply: the same bits (peaks' step has
-    # no reduction, the one thing the YNNPACK option decides)
+    # only the refused ones are dropped and the others apply: the same bits
     np.testing.assert_array_equal(r.final_x, expected.final_x)
 
 

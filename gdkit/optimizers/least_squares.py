@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from gdkit.optimizers import _linalg
 from gdkit.optimizers._registry import register
 from gdkit.optimizers.linesearch import require_value_fn, scale_by_armijo_backtracking
 
@@ -78,7 +79,7 @@ def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformation
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(updates)
         jac = _jacobian(residual_fn, unravel, x)
-        _, s, vt = jnp.linalg.svd(jac, full_matrices=False)
+        _, s, vt = _linalg.svd(jac)  # one matrix per LAPACK call: see _linalg
         keep = s > jnp.sqrt(jnp.finfo(x.dtype).eps) * jnp.max(s)
         inv = jnp.where(keep, 1.0 / jnp.where(keep, s * s + damping, 1.0), 0.0)
         d = vt.T @ (inv * (vt @ g))
@@ -230,7 +231,7 @@ def levenberg_marquardt(
         jtj = jac.T @ jac
         lam0 = damping * jnp.maximum(jnp.max(jnp.diag(jtj)), jnp.finfo(dtype).tiny)
         lam = jnp.where(state.count == 0, lam0, state.damping).astype(dtype)
-        eig, q = jnp.linalg.eigh(jtj)
+        eig, q = _linalg.eigh(jtj)  # one matrix per LAPACK call: see _linalg
         eig = jnp.maximum(eig, 0.0)
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         s = -lr * (q @ ((q.T @ g) / (eig + lam)))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from gdkit.optimizers import _linalg
 from gdkit.optimizers._registry import register
 from gdkit.optimizers.linesearch import require_value_fn, scale_by_armijo_backtracking
 
@@ -49,7 +50,7 @@ def scale_by_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraA
         g, _ = ravel_pytree(updates)
         hess = jax.hessian(lambda z: value_fn(unravel(z), **kwargs))(x)
         hess = 0.5 * (hess + hess.T)
-        lam, q = jnp.linalg.eigh(hess)
+        lam, q = _linalg.eigh(hess)  # one matrix per LAPACK call: see _linalg
         floor = jnp.sqrt(jnp.finfo(x.dtype).eps) * jnp.maximum(jnp.max(jnp.abs(lam)), 1e-30)
         lam_mod = jnp.maximum(jnp.abs(lam), floor) + damping
         d = q @ ((q.T @ g) / lam_mod)

@@ -1,0 +1,110 @@
+"""The engine computes what plain JAX computes: no compiler option changes a number, and no
+sweep hangs on several host devices."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gdkit import _runner, objectives
+from gdkit.sweep import sweep
+
+LANES = 2048  # enough lanes that XLA:CPU takes its vectorised (SIMD) code paths
+
+
+def test_arctan_sweep_matches_float64_numpy_at_simd_widths():
+    # f = arctan(x) + y^2, grad f = (1 / (1 + x^2), 2 y). After one gd step,
+    # x1 = x0 - lr * grad f(x0); the history's first record is f(x0), the final loss f(x1).
+    obj = objectives.from_expression("arctan(x) + y**2")
+    x0 = np.random.default_rng(0).uniform(-3.0, 3.0, size=(LANES, 2))
+    lr = 0.01
+    r = sweep(obj, "gd", grid={"learning_rate": lr}, x0=x0, steps=1, progress=False)
+    x0_32 = x0.astype(np.float32).astype(np.float64)  # the sweep starts at float32(x0)
+    f = lambda p: np.arctan(p[:, 0]) + p[:, 1] ** 2  # noqa: E731
+    grad = np.stack([1.0 / (1.0 + x0_32[:, 0] ** 2), 2.0 * x0_32[:, 1]], axis=1)
+    eps = 1e-6  # float32 rounding of values of magnitude up to ~10
+    np.testing.assert_allclose(r.history[..., 0], f(x0_32), rtol=eps, atol=eps)
+    np.testing.assert_allclose(r.final_x, x0_32 - lr * grad, rtol=eps, atol=eps)
+    final_x = r.final_x.astype(np.float64)
+    np.testing.assert_allclose(r.final_loss, f(final_x), rtol=eps, atol=eps)
+
+
+_IDENTICAL_CASES = [
+    ("rosenbrock", "adam", {}),
+    ("quadratic", "momentum", {"dim": 10, "condition_number": 100}),
+    ("peaks", "gd", {}),
+    ("linear_regression", "gd", {"n": 50}),
+    ("rastrigin", "lbfgs", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "opt", "params"), _IDENTICAL_CASES)
+def test_kept_compiler_options_change_no_bit(monkeypatch, name, opt, params):
+    """Every option in `COMPILER_OPTIONS` must leave every number as XLA's defaults make it."""
+    obj = objectives.get(name, **params)
+    lo, hi = np.asarray(obj.bounds, np.float64).T
+    x0 = np.random.default_rng(1).uniform(lo, hi, size=(LANES, obj.dim))
+    kw = dict(grid={"learning_rate": 1e-3}, x0=x0, steps=20, tol=1e-6, progress=False)
+    fields = ("final_x", "final_loss", "best_loss", "final_grad_norm", "steps_to_tol", "history")
+    with_options = sweep(obj, opt, **kw)
+    monkeypatch.setattr(_runner, "COMPILER_OPTIONS", {})
+    monkeypatch.setattr(_runner, "_CACHE", type(_runner._CACHE)())  # compile again
+    defaults = sweep(obj, opt, **kw)
+    for f in fields:
+        np.testing.assert_array_equal(getattr(with_options, f), getattr(defaults, f), err_msg=f)
+    np.testing.assert_array_equal(with_options.status, defaults.status)
+
+
+_SECOND_ORDER_ON_TWO_DEVICES = """
+import jax
+import numpy as np
+from gdkit import objectives
+from gdkit.sweep import sweep
+assert len(jax.devices()) == 2, jax.devices()
+rosen = objectives.get("rosenbrock", dim=20)
+x0 = np.random.default_rng(0).uniform(-2.0, 2.0, size=(64, 20))
+mlp = objectives.get("mlp", hidden=4, seed=0)  # 17 parameters
+cases = [(rosen, "newton", {}, x0), (mlp, "levenberg_marquardt", {}, None)]
+for obj, opt, grid, starts in cases:
+    r = sweep(obj, opt, grid=grid, x0=starts, steps=3, progress=False)
+    # both are descent methods: every lane's loss went down
+    assert (r.final_loss < r.history[..., 0]).all(), (opt, r.final_loss, r.history[..., 0])
+print("OK")
+"""
+
+
+def test_newton_and_levenberg_marquardt_finish_on_two_host_devices():
+    """They factorise a Hessian / J^T J per lane with LAPACK; with two host devices in one
+    process (the CLI's default on two cores) both used to wait forever in the batch's
+    eigendecomposition (see gdkit/optimizers/_linalg.py)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _SECOND_ORDER_ON_TWO_DEVICES],
+            env={**env, "JAX_PLATFORMS": "cpu"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("newton / levenberg_marquardt on two host devices did not finish in 120 s")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("OK")
+
+
+def test_one_matrix_per_call_decompositions_equal_the_batched_ones():
+    from gdkit.optimizers import _linalg
+
+    a = np.random.default_rng(2).standard_normal((2, 3, 20, 20)).astype(np.float32)
+    sym = a + np.swapaxes(a, -1, -2)
+    eigh = jax.jit(jax.vmap(jax.vmap(_linalg.eigh)))(sym)
+    for mine, ref in zip(eigh, jnp.linalg.eigh(sym), strict=True):
+        np.testing.assert_array_equal(mine, ref)
+    np.testing.assert_allclose(eigh[0], np.linalg.eigvalsh(sym.astype(np.float64)), atol=1e-4)
+    svd = jax.jit(jax.vmap(jax.vmap(_linalg.svd)))(a[..., :7])
+    for mine, ref in zip(svd, jnp.linalg.svd(a[..., :7], full_matrices=False), strict=True):
+        np.testing.assert_array_equal(mine, ref)
