@@ -108,3 +108,20 @@ def test_one_matrix_per_call_decompositions_equal_the_batched_ones():
     svd = jax.jit(jax.vmap(jax.vmap(_linalg.svd)))(a[..., :7])
     for mine, ref in zip(svd, jnp.linalg.svd(a[..., :7], full_matrices=False), strict=True):
         np.testing.assert_array_equal(mine, ref)
+
+
+def test_one_matrix_per_lapack_call_only_on_cpu():
+    """The CPU lowering of a batched eigh/svd loops over the batch (one matrix per LAPACK call);
+    the CUDA lowering keeps cuSOLVER's batched kernels (checked by exporting for CUDA here)."""
+    from jax import export
+
+    from gdkit.optimizers import _linalg
+
+    f = jax.jit(jax.vmap(lambda a: _linalg.eigh(a)[0] + _linalg.svd(a)[1]))
+    a = jax.ShapeDtypeStruct((8, 4, 4), jnp.float32)
+    cuda = export.export(f, platforms=["cuda"])(a).mlir_module()
+    cpu = export.export(f, platforms=["cpu"])(a).mlir_module()
+    assert "cusolver_syevd_ffi" in cuda and "tensor<8x4x4xf32>) -> (tensor<8x4x4xf32>" in cuda
+    assert "stablehlo.while" not in cuda
+    assert "stablehlo.while" in cpu and "lapack_ssyevd_ffi" in cpu
+    assert "tensor<8x4x4xf32>) -> (tensor<8x4x4xf32>" not in cpu  # no batch of 8 in one call
