@@ -14,7 +14,7 @@ import numpy as np
 
 from gdkit import _checks, _kernel, _lanes, _memory, _resolve, _runner
 from gdkit.objectives import Objective
-from gdkit.objectives import get as _get_objective
+from gdkit.objectives._registry import as_objective
 
 DIVERGENCE_THRESHOLD = 1e12
 MEMORY_BUDGET = 4 * 2**30  # bytes of device memory a lane chunk may use
@@ -174,7 +174,7 @@ def resolve(
     tile_lanes=None,
 ) -> Plan:
     """Checks and resolves `sweep`'s arguments (see there)."""
-    obj = _objective(objective)
+    obj = as_objective(objective, "sweep: objective")
     make, opt_name, opt_key = _resolve.optimizer(optimizer)
     steps = _checks.integer("sweep", "steps", steps, 1, MAX_STEPS)
     if tol is not None:
@@ -324,16 +324,6 @@ def _check_host_memory(g, n_starts: int, n_seeds, dim: int, dtype, records: int)
         lanes * per_lane,
         hint=f"use fewer {max(sizes, key=sizes.get)}",
     )
-
-
-def _objective(objective: Any) -> Objective:
-    if isinstance(objective, str):
-        return _get_objective(objective)
-    if not isinstance(objective, Objective):
-        raise TypeError(
-            f"sweep: objective must be an Objective or a name, got {_checks.short(objective)}"
-        )
-    return objective
 
 
 def _py(v):

@@ -14,17 +14,7 @@ import numpy as np
 
 from gdkit._checks import fits_in_memory, integer, short
 from gdkit.objectives import Objective
-from gdkit.objectives import get as _get_objective
-
-
-def _objective(objective: Objective | str, where: str) -> Objective:
-    if isinstance(objective, str):
-        return _get_objective(objective)
-    if not isinstance(objective, Objective):
-        raise TypeError(
-            f"starts.{where}: objective must be an Objective or a name, got {short(objective)}"
-        )
-    return objective
+from gdkit.objectives._registry import as_objective
 
 
 def _count(where: str, n: int, dim: int, per_axis: bool = False) -> int:
@@ -40,7 +30,9 @@ def _count(where: str, n: int, dim: int, per_axis: bool = False) -> int:
 
 def default(objective: Objective | str) -> np.ndarray:
     """The objective's customary start, as a one-row start set [1, d]."""
-    return np.array(_objective(objective, "default").x0, dtype=np.float64)[None, :]
+    return np.array(as_objective(objective, "starts.default: objective").x0, dtype=np.float64)[
+        None, :
+    ]
 
 
 def grid(objective: Objective | str, n: int) -> np.ndarray:
@@ -56,7 +48,7 @@ def grid(objective: Objective | str, n: int) -> np.ndarray:
              [ 10., -10.],
              [ 10.,  10.]])
     """
-    obj = _objective(objective, "grid")
+    obj = as_objective(objective, "starts.grid: objective")
     n = _count("grid", n, obj.dim, per_axis=True)
     if n == 1:
         axes = [np.array([lo + hi]) / 2.0 for lo, hi in obj.bounds]
@@ -74,7 +66,7 @@ def uniform(objective: Objective | str, n: int, seed: int = 0) -> np.ndarray:
       >>> starts.uniform("himmelblau", 5, seed=0).shape
       (5, 2)
     """
-    obj = _objective(objective, "uniform")
+    obj = as_objective(objective, "starts.uniform: objective")
     n = _count("uniform", n, obj.dim)
     seed = integer("starts.uniform", "seed", seed, 0)
     rng = np.random.default_rng(seed)

@@ -98,6 +98,16 @@ def get(name: str, **params) -> Objective:
         return obj
 
 
+def as_objective(objective: Objective | str, where: str) -> Objective:
+    """An `Objective`, or the registered one a name gives; `where` names the caller's argument
+    in the error for anything else."""
+    if isinstance(objective, str):
+        return get(objective)
+    if not isinstance(objective, Objective):
+        raise TypeError(f"{where} must be an Objective or a name, got {short(objective)}")
+    return objective
+
+
 def _suggest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
