@@ -290,7 +290,9 @@ def levenberg_marquardt(
         col = jnp.maximum(state.col_scale, jnp.linalg.norm(jac, axis=0))
         col = jnp.where(col > 0, col, 1.0)
         top = jnp.max(col)
-        dvec = col / top
+        # the first step is unscaled (D = I): lambda_0 = damping max diag(J'J) is Nielsen's
+        # start for that; with D, a random start's first steps are refused more often.
+        dvec = jnp.where(state.count == 0, 1.0, col / top)
         u_, sv, vt = _linalg.svd(jac / dvec)  # one matrix per LAPACK call: see _linalg
         keep = _rank_cutoff(jac, sv)
         lo, hi = DAMPING_BOUNDS
