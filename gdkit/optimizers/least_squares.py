@@ -229,7 +229,8 @@ def levenberg_marquardt(
     diagonal entry of :math:`J^\top J`; it stays within `DAMPING_BOUNDS` (1e-16 to 1e12)
     times the largest squared column norm of :math:`J`. :math:`D_t` is diagonal: MINPACK's
     parameter scaling, the largest column norms of :math:`J` seen so far, over their
-    maximum. :math:`J^\top J` is never formed: the step solves the linear least-squares
+    maximum (:math:`D = I` at the first step, for which the first damping is made).
+    :math:`J^\top J` is never formed: the step solves the linear least-squares
     problem :math:`\min \|J s + r\|^2 + \lambda \|D s\|^2` through the SVD of
     :math:`J D^{-1}` (the augmented system :math:`[J; \sqrt\lambda D]`), so the condition
     number of :math:`J` is not squared, and the predicted decrease
