@@ -54,19 +54,52 @@ def require_residual_fn(name: str, residual_fn: Callable | None) -> None:
 
 
 def _jacobian(residual_fn, unravel, x):
-    """J = dr/dx [m, d], forward mode when m >= d (tall), reverse mode otherwise."""
-    fn = lambda z: residual_fn(unravel(z))  # noqa: E731
-    m = jax.eval_shape(fn, x).size
-    return (jax.jacfwd if m >= x.size else jax.jacrev)(fn)(x)
+    """(J = dr/dx [m, d], r [m]), forward mode when m >= d (tall), reverse mode otherwise."""
+
+    def fn(z):
+        r = jnp.ravel(residual_fn(unravel(z)))
+        return r, r
+
+    m = jax.eval_shape(fn, x)[0].size
+    return (jax.jacfwd if m >= x.size else jax.jacrev)(fn, has_aux=True)(x)
+
+
+def _rank_cutoff(jac: jax.Array, s: jax.Array) -> jax.Array:
+    """Singular values kept by a least-squares solve: s > eps max(m, n) max(s) (LAPACK's and
+    numpy.linalg.lstsq's default cut-off)."""
+    return s > jnp.finfo(s.dtype).eps * max(jac.shape) * jnp.max(s)
+
+
+def _extra_rhs(updates: jax.Array, jac: jax.Array, r: jax.Array) -> jax.Array:
+    """`updates` - J^T r: the part of the right-hand side that is not the least-squares gradient
+    (a weight-decay term, gradient noise, clipping), or exactly 0 when it is within the
+    rounding error of J^T r (`updates` is the gradient): the solves divide it by the squared
+    singular values, which would blow rounding noise up by cond(J)^2."""
+    extra = updates - jac.T @ r
+    eps = jnp.finfo(r.dtype).eps
+    noise = 16.0 * eps * max(jac.shape) * jnp.linalg.norm(jac) * jnp.linalg.norm(r)
+    return jnp.where(jnp.linalg.norm(extra) > noise, extra, 0.0)
 
 
 def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraArgs:
-    r"""Maps the update `g` to :math:`(J^\top J + \lambda I)^{+} g` (Gauss-Newton direction).
+    r"""Maps the update `g` to the Gauss-Newton direction, a least-squares solve of
+    :math:`J d = r` (:math:`d = J^{+} r` when ``damping`` is 0).
 
-    Computed from the SVD :math:`J = U S V^\top` as :math:`V (S^2 + \lambda)^{-1} V^\top g`,
-    dropping singular values below :math:`\sqrt{\epsilon_{mach}} \max S` (the minimum-norm
-    step on rank-deficient problems). A non-finite result falls back to `g`. Needs
-    ``residual_fn`` in `update`.
+    From the SVD :math:`J = U S V^\top`,
+
+    .. math:: d = V \frac{S}{S^2 + \lambda} U^\top r + V \frac{1}{S^2 + \lambda} V^\top
+      (g - J^\top r)
+
+    keeping only singular values above :math:`\epsilon_{mach} \max(m, n) \max S` (the
+    cut-off of LAPACK's and numpy's ``lstsq``). The residuals enter directly, so the
+    condition number of :math:`J` is not squared; the second term (0 unless `g` differs from
+    :math:`J^\top r` by more than rounding: a weight-decay term, gradient noise) keeps `g` the
+    right-hand side, as in Newton (see `_extra_rhs`).
+
+    **Rank-deficient problems**: directions whose singular values are dropped get no step,
+    so `d` is the minimum-norm step in the retained subspace (the pseudo-inverse solution),
+    and parameters along a flat direction stay where they are. A non-finite result falls
+    back to `g`. Needs ``residual_fn`` in `update`.
     """
 
     def init_fn(params):
@@ -78,11 +111,12 @@ def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformation
         require_residual_fn("gauss_newton", residual_fn)
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(updates)
-        jac = _jacobian(residual_fn, unravel, x)
-        _, s, vt = _linalg.svd(jac)  # one matrix per LAPACK call: see _linalg
-        keep = s > jnp.sqrt(jnp.finfo(x.dtype).eps) * jnp.max(s)
-        inv = jnp.where(keep, 1.0 / jnp.where(keep, s * s + damping, 1.0), 0.0)
-        d = vt.T @ (inv * (vt @ g))
+        jac, r = _jacobian(residual_fn, unravel, x)
+        u, s, vt = _linalg.svd(jac)  # one matrix per LAPACK call: see _linalg
+        keep = _rank_cutoff(jac, s)
+        den = jnp.where(keep, s * s + damping, 1.0)
+        d = vt.T @ (jnp.where(keep, s / den, 0.0) * (u.T @ r))
+        d = d + vt.T @ (jnp.where(keep, 1.0 / den, 0.0) * (vt @ _extra_rhs(g, jac, r)))
         d = jnp.where(jnp.all(jnp.isfinite(d)), d, g)
         return unravel(d.astype(g.dtype)), state
 
@@ -119,8 +153,12 @@ def gauss_newton(
       g_t = J_t^\top r(x_t)
 
     with :math:`\lambda` = ``damping`` (0: pure Gauss-Newton) and :math:`\eta_t \le 1` from
-    Armijo backtracking (see `scale_by_armijo_backtracking`). A linear least-squares problem is
-    solved in one step. Needs ``value_fn`` and ``residual_fn`` in `update`, with
+    Armijo backtracking (see `scale_by_armijo_backtracking`): a full step that does not
+    decrease f enough is halved (``decrease_factor``) up to ``max_linesearch_steps`` times, and
+    no step is taken when none lowers f. The direction is a least-squares solve with the
+    residuals (`scale_by_gauss_newton`: eps max(m, n) rank cut-off, minimum-norm step on
+    rank-deficient problems). A linear least-squares problem is solved in one step.
+    Needs ``value_fn`` and ``residual_fn`` in `update`, with
     ``value_fn == 0.5 * sum(residual_fn ** 2)``.
 
     Example:
@@ -149,21 +187,25 @@ def gauss_newton(
 
 
 class LevenbergMarquardtState(NamedTuple):
-    """Step counter, the damping lambda, its growth factor nu, and the last gain ratio rho
-    (actual / predicted decrease; the step was taken when rho > `ACCEPT`)."""
+    """Step counter, the damping lambda, its growth factor nu, the last gain ratio rho
+    (actual / predicted decrease; the step was taken when rho > `ACCEPT`) and the parameter
+    scaling D (the largest column norms of J seen so far, as MINPACK's ``lmder``)."""
 
     count: jax.Array
     damping: jax.Array
     nu: jax.Array
     gain_ratio: jax.Array
+    col_scale: jax.Array
 
 
 ACCEPT = 1e-4  # smallest gain ratio of an accepted step
+DAMPING_BOUNDS = (1e-16, 1e12)  # lambda, relative to the largest squared column norm of J
 
 
 @register(
     "levenberg_marquardt",
-    "Levenberg-Marquardt for least squares: (J'J + lambda I)^-1 J'r, adaptive lambda; "
+    "Levenberg-Marquardt for least squares: (J'J + lambda D'D)^-1 J'r by an SVD, adaptive "
+    "lambda; "
     "needs residuals",
     kind="second_order",
 )
@@ -174,7 +216,7 @@ def levenberg_marquardt(
     r"""Levenberg-Marquardt with Nielsen's damping update.
 
     .. math::
-      s_t = -\alpha_t (J_t^\top J_t + \lambda_t I)^{-1} g_t, \qquad
+      s_t = -\alpha_t (J_t^\top J_t + \lambda_t D_t^\top D_t)^{-1} g_t, \qquad
       \rho_t = \frac{f(x_t) - f(x_t + s_t)}{-(g_t^\top s_t + \tfrac12 s_t^\top J_t^\top J_t
       s_t)}
 
@@ -184,7 +226,16 @@ def levenberg_marquardt(
     :math:`\lambda \leftarrow \lambda \max(1/3, 1 - (2\rho - 1)^3)`, :math:`\nu \leftarrow 2`.
     Otherwise no step is taken and it grows: :math:`\lambda \leftarrow \nu \lambda`,
     :math:`\nu \leftarrow 2 \nu`. The first damping is ``damping`` times the largest
-    diagonal entry of :math:`J^\top J`. :math:`\alpha_t` = ``learning_rate`` (1: the plain
+    diagonal entry of :math:`J^\top J`; it stays within `DAMPING_BOUNDS` (1e-16 to 1e12)
+    times the largest squared column norm of :math:`J`. :math:`D_t` is diagonal: MINPACK's
+    parameter scaling, the largest column norms of :math:`J` seen so far, over their
+    maximum (:math:`D = I` at the first step, for which the first damping is made).
+    :math:`J^\top J` is never formed: the step solves the linear least-squares
+    problem :math:`\min \|J s + r\|^2 + \lambda \|D s\|^2` through the SVD of
+    :math:`J D^{-1}` (the augmented system :math:`[J; \sqrt\lambda D]`), so the condition
+    number of :math:`J` is not squared, and the predicted decrease
+    :math:`\tfrac12 \|J s\|^2 + \lambda \|D s\|^2` (for :math:`\alpha_t = 1`) has no
+    cancellation. :math:`\alpha_t` = ``learning_rate`` (1: the plain
     method). One `update` is one iteration (one Jacobian, one trial evaluation); the state
     carries :math:`\lambda`, so everything is data and there is no Python branching. Needs
     ``value_fn`` and ``residual_fn`` in `update` with ``value_fn == 0.5 * sum(residual_fn**2)``.
@@ -217,7 +268,10 @@ def levenberg_marquardt(
     def init_fn(params) -> LevenbergMarquardtState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
         one = jnp.ones((), dtype)
-        return LevenbergMarquardtState(jnp.zeros((), jnp.int32), one, 2.0 * one, 0.0 * one)
+        size = ravel_pytree(params)[0].size
+        return LevenbergMarquardtState(
+            jnp.zeros((), jnp.int32), one, 2.0 * one, 0.0 * one, jnp.zeros((size,), dtype)
+        )
 
     def update_fn(updates, state, params, *, value=None, grad=None, value_fn=None, **extra):
         residual_fn = extra.pop("residual_fn", None)
@@ -227,36 +281,57 @@ def levenberg_marquardt(
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(updates)
         dtype = state.damping.dtype
-        jac = _jacobian(residual_fn, unravel, x)
-        jtj = jac.T @ jac
-        lam0 = damping * jnp.maximum(jnp.max(jnp.diag(jtj)), jnp.finfo(dtype).tiny)
+        tiny = jnp.finfo(dtype).tiny
+        jac, r = _jacobian(residual_fn, unravel, x)
+        jac, r = jac.astype(dtype), r.astype(dtype)
+        # D: running maximum of the column norms (MINPACK), over its largest entry, so that
+        # lambda is in the units of J'J. Solve (J'J + lambda D'D) s = -g as the linear least
+        # squares problem [J D^-1; sqrt(lambda) I] z = -[r; 0], z = D s, by the SVD of J D^-1:
+        # the condition number of J is never squared.
+        col = jnp.maximum(state.col_scale, jnp.linalg.norm(jac, axis=0))
+        col = jnp.where(col > 0, col, 1.0)
+        top = jnp.max(col)
+        # the first step is unscaled (D = I): lambda_0 = damping max diag(J'J) is Nielsen's
+        # start for that; with D, a random start's first steps are refused more often.
+        dvec = jnp.where(state.count == 0, 1.0, col / top)
+        u_, sv, vt = _linalg.svd(jac / dvec)  # one matrix per LAPACK call: see _linalg
+        keep = _rank_cutoff(jac, sv)
+        lo, hi = DAMPING_BOUNDS
+        lam0 = damping * jnp.maximum(jnp.max(jnp.sum(jac * jac, axis=0)), tiny)
         lam = jnp.where(state.count == 0, lam0, state.damping).astype(dtype)
-        eig, q = _linalg.eigh(jtj)  # one matrix per LAPACK call: see _linalg
-        eig = jnp.maximum(eig, 0.0)
+        lam = jnp.clip(lam, lo * top * top, hi * top * top)
+        den = jnp.where(keep, sv * sv + lam, 1.0)
+        extra_rhs = vt @ (_extra_rhs(g, jac, r) / dvec)
+        z = -(vt.T @ (jnp.where(keep, (sv * (u_.T @ r) + extra_rhs) / den, 0.0)))
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        s = -lr * (q @ ((q.T @ g) / (eig + lam)))
-        s = jnp.where(jnp.isfinite(s), s, 0.0).astype(g.dtype)
+        s_lm = jnp.where(jnp.isfinite(z), z, 0.0) / dvec
+        s = (lr * s_lm).astype(g.dtype)
         if value is None:
             value = value_fn(params, **extra)
         new_value = value_fn(unravel(x + s), **extra)
-        predicted = -(g @ s + 0.5 * s @ (jtj @ s))
+        # predicted decrease of the model f + g's + s'J'Js/2 for s = lr s_lm, without
+        # cancellation: g's_lm = -(|J s_lm|^2 + lambda |D s_lm|^2) for the solved step.
+        a = jnp.sum((jac @ s_lm) ** 2)
+        b = jnp.sum((dvec * s_lm) ** 2)
+        predicted = lr * (a + lam * b) - 0.5 * lr * lr * a
         actual = value - new_value
         rho = jnp.where(predicted > 0, actual / jnp.where(predicted > 0, predicted, 1.0), -1.0)
         # Below rounding level (at the solution) the gain ratio is noise: take the step unless
-        # it makes f measurably worse, and count it as a perfect model (rho = 1).
-        level = 10.0 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(value), jnp.finfo(dtype).tiny)
+        # it makes f measurably worse, and count it as a perfect model (rho = 1). f's rounding
+        # error is about eps |r| |model|, and |J diag(x)| estimates the model's size.
+        size = jnp.linalg.norm(r) * jnp.linalg.norm(jac * x.astype(dtype))
+        level = 10.0 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(value) + size, tiny)
         rounding = (predicted <= level) & (new_value <= value + level)
         rho = jnp.where(rounding, 1.0, rho)
         rho = jnp.where(jnp.isfinite(new_value), rho, -1.0).astype(dtype)
         ok = rho > ACCEPT
-        big = jnp.sqrt(jnp.finfo(dtype).max)
         shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-        new_lam = jnp.minimum(jnp.where(ok, lam * shrink, lam * state.nu), big)
-        new_lam = jnp.maximum(new_lam, jnp.finfo(dtype).tiny)
+        new_lam = jnp.where(ok, lam * shrink, lam * state.nu)
+        new_lam = jnp.clip(new_lam, lo * top * top, hi * top * top)
         nu = jnp.where(ok, 2.0, jnp.minimum(2.0 * state.nu, 2.0**30)).astype(dtype)
         u = jnp.where(ok, s, jnp.zeros_like(s))
         new_state = LevenbergMarquardtState(
-            state.count + 1, new_lam.astype(dtype), nu, rho.astype(dtype)
+            state.count + 1, new_lam.astype(dtype), nu, rho.astype(dtype), col.astype(dtype)
         )
         return unravel(u), new_state
 

@@ -15,6 +15,49 @@ from gdkit.optimizers.second_order import _zoom
 Scalar = float | jax.Array
 
 
+class InitialStepState(NamedTuple):
+    """Counter and the last value of f."""
+
+    count: jax.Array
+    value: jax.Array
+
+
+def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
+    r"""Scales the search direction `d` so that the line search's first trial step (factor 1)
+    is Nocedal and Wright's initial step (section 3.5, eq. 3.60, with scipy's safeguards).
+
+    .. math:: d_0 \leftarrow \frac{d_0}{\|g_0\|}, \qquad
+      d_k \leftarrow \min\left(1, \frac{2.02\, (f_k - f_{k-1})}{g_k^\top d_k}\right) d_k
+
+    The first trial step has length :math:`\|d_0\| / \|g_0\|` (1 along :math:`-g_0`);
+    later ones interpolate a quadratic through :math:`f_{k-1}`, :math:`f_k` and the slope
+    :math:`g_k^\top d_k`, and never exceed `d` itself. A step where the ratio is not positive
+    and finite (no decrease last time, an ascent direction) uses the first rule. `update`
+    needs ``value`` and ``grad`` (the line search's).
+    """
+
+    def init_fn(params) -> InitialStepState:
+        dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
+        return InitialStepState(jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
+
+    def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
+        del params, extra
+        if value is None or grad is None:
+            raise ValueError("ncg needs value and grad: call opt.update(..., value=, grad=, ...)")
+        slope = optax.tree.real(optax.tree.vdot(grad, updates))
+        neg = jnp.where(slope < 0, slope, -1.0)
+        ratio = jnp.minimum(1.01 * 2.0 * (value - state.value) / neg, 1.0)
+        gnorm = optax.tree.norm(grad)
+        first = 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)
+        usable = (state.count > 0) & (slope < 0) & (ratio > 0) & jnp.isfinite(ratio)
+        scale = jnp.where(usable, ratio, first)
+        new_updates = jax.tree.map(lambda u: (scale * u).astype(u.dtype), updates)
+        new_state = InitialStepState(state.count + 1, value.astype(state.value.dtype))
+        return new_updates, new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 class ScaleByNCGState(NamedTuple):
     """Counter, last updates (gradient) and last search direction (gradient convention)."""
 
@@ -71,8 +114,11 @@ def ncg(
     .. math:: u_t = -\eta_t \alpha_t p_t, \qquad p_t = g_t + \beta_t p_{t-1}
 
     :math:`\eta_t` satisfies the strong Wolfe conditions with ``slope_rtol`` and
-    ``curv_rtol`` (0.1, as usual for CG) found by optax.scale_by_zoom_linesearch, whose first
-    guess is the previous step. Needs ``value``, ``grad``, ``value_fn`` in `update`.
+    ``curv_rtol`` (0.1, as usual for CG) found by optax.scale_by_zoom_linesearch. Its first
+    trial step is Nocedal and Wright's (see `scale_by_initial_step`): of length
+    :math:`\alpha_t` (``learning_rate``) along :math:`-g_0` at the first step, then from a
+    quadratic through the last two values of f, at most :math:`\alpha_t p_t`. Needs
+    ``value``, ``grad``, ``value_fn`` in `update`.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -92,10 +138,11 @@ def ncg(
 
     References:
       Polak and Ribiere, `Note sur la convergence de methodes de directions conjuguees`, 1969;
-      Nocedal and Wright, `Numerical Optimization`, 2nd ed., 2006 (section 5.2)
+      Nocedal and Wright, `Numerical Optimization`, 2nd ed., 2006 (sections 3.5 and 5.2)
     """
     return optax.chain(
         scale_by_ncg(restart_every),
         optax.scale_by_learning_rate(learning_rate),
-        _zoom(max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy="keep"),
+        scale_by_initial_step(),
+        _zoom(max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy="one"),
     )
