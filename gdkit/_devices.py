@@ -38,6 +38,12 @@ def use_all_cpu_cores() -> bool:
     already started, when `XLA_FLAGS` already sets a host device count (yours wins), or on a
     single core.
 
+    jaxlib's CPU LAPACK kernels split a large batch of matrices over the thread pool that
+    these devices share and wait for it, so a batched `jnp.linalg` decomposition in your own
+    objective can deadlock when every device reaches it at once; gdkit's own second-order
+    methods avoid it (`gdkit/optimizers/_linalg.py`). Sweep such an objective with
+    `devices=1`.
+
     Returns:
       True if it set the device count (it takes effect when JAX starts its backend).
 
