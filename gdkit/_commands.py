@@ -84,7 +84,9 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
             cfg = cfg.model_copy(update={"platform": args.platform})
         if args.distributed and cfg.distributed is None:
             cfg = cfg.model_copy(update={"distributed": config_mod.DistributedSpec()})
-        if cfg.distributed is not None:
+        # A dry run connects to nothing: the coordinator a config names is only contacted by
+        # a real run (the plan is then this process's share of the devices).
+        if cfg.distributed is not None and not args.dry_run:
             from gdkit import _distributed
 
             try:

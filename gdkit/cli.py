@@ -74,22 +74,6 @@ def _glue_values(argv: list[str]) -> list[str]:
     return out
 
 
-_VALUE_OPTIONS = ("--at", "--set")
-
-
-def _glue_values(argv: list[str]) -> list[str]:
-    """`--at -1.2,1` -> `--at=-1.2,1`: argparse takes a value starting with '-' for an option."""
-    out = []
-    it = iter(argv)
-    for token in it:
-        if token in _VALUE_OPTIONS:
-            value = next(it, None)
-            out.append(token if value is None else f"{token}={value}")
-        else:
-            out.append(token)
-    return out
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdkit",

@@ -445,3 +445,24 @@ def test_plot_with_allow_import_of_a_module_not_here_is_one_line(finished, tmp_p
     err = capsys.readouterr().err
     assert "objectives.0.name: cannot import objective 'gdkit_no_such_module_here:bowl'" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_dry_run_of_a_distributed_config_contacts_no_coordinator(tmp_path):
+    """A config someone sent you cannot make `--dry-run` connect to a host it names: the
+    dry run plans without starting JAX's distributed runtime (which would wait for the
+    coordinator and the other processes)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "name: d\nobjectives: [{name: rosenbrock}]\noptimizers: [{name: gd}]\nsteps: 10\n"
+        "distributed: {coordinator_address: '127.0.0.1:9', num_processes: 2, process_id: 0}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gdkit.cli", "run", str(config), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 compiled sweeps" in proc.stdout
+    assert not (tmp_path / "runs").exists()
