@@ -22,7 +22,7 @@ from gdkit.rundir import is_complete
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 STEPS = 10
-WATCHDOG_S = 900  # the optimizer gallery compiles 34 sweeps: minutes on a busy 2-core machine
+WATCHDOG_S = 600  # the optimizer gallery compiles 34 sweeps: minutes on a busy 2-core machine
 
 
 def _overrides(config: pathlib.Path) -> list[str]:
