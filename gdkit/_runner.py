@@ -21,33 +21,12 @@ from gdkit._lanes import Segment
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 64
 compile_count = 0  # how many programs this module has compiled (tests check reuse)
-# XLA:CPU options for every program of a sweep. The rule: XLA's defaults, plus only options
-# that change no number, each tested bit for bit against the defaults
-# (tests/test_engine_trust.py) and measured by scripts/bench_sweep.py. The one kept:
-# - a finer alias analysis in copy insertion drops a copy of the lanes' x that XLA otherwise
-#   makes at every step (+8% on the Adam/Rosenbrock benchmark); it decides which buffers
-#   are copied, never what is computed.
-# Removed because they change numbers: `xla_cpu_prefer_vector_width=512` (with jaxlib 0.10.2
-# on AVX-512 CPUs it miscompiled `jnp.arctan` on arrays of more than ~56 elements: errors
-# above 1 where plain `jax.jit` is within 1e-7), and YNNPACK for dot products only (it
-# changed the order of small sums, so last bits, against plain `jax.jit`).
-# Options this jaxlib does not know are left out (`compile_program`).
-COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
-_UNKNOWN_OPTIONS: set[str] = set()
-
-
-def compile_program(lowered):
-    """`lowered.compile()` with `COMPILER_OPTIONS`, less those this jaxlib refuses (older or
-    newer versions rename XLA's options; a program must compile either way)."""
-    while True:
-        options = {k: v for k, v in COMPILER_OPTIONS.items() if k not in _UNKNOWN_OPTIONS}
-        try:
-            return lowered.compile(options)
-        except Exception as e:  # XlaRuntimeError: INVALID_ARGUMENT naming the option
-            bad = [k for k in options if k in str(e)]
-            if "INVALID_ARGUMENT" not in str(e) or not bad:
-                raise
-            _UNKNOWN_OPTIONS.update(bad)
+# Every program compiles with XLA's default options. Options that once bought speed were
+# removed: `xla_cpu_prefer_vector_width=512` (+6%) miscompiled `jnp.arctan` with jaxlib 0.10.2
+# on AVX-512 CPUs (errors above 1 on arrays of more than ~56 elements, float32 and float64);
+# YNNPACK for dot products only reordered small sums (last bits differed from plain
+# `jax.jit`); region-analysis copy insertion changed no bit (tested) but measured -10% to +8%
+# across runs, nothing a benchmark could tell from noise (scripts/bench_sweep.py EXPERIMENTS).
 
 
 def resolve_devices(devices: Any) -> list:
@@ -123,7 +102,7 @@ def _compiled(
     t = time.perf_counter()
     kw = {} if out_shardings is None else {"out_shardings": out_shardings}
     fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
-    exe = compile_program(fn.lower(*args))
+    exe = fn.lower(*args).compile()
     clock[0] += time.perf_counter() - t
     compile_count += 1
     _CACHE[key] = exe
@@ -376,10 +355,10 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
         None if keys is None else jnp.asarray(keys[pad]),
         jnp.asarray(thr_scale, dtype),
     )
-    carry = compile_program(jax.jit(_kernel.make_init(spec)).lower(*args))(*args)
+    carry = jax.jit(_kernel.make_init(spec)).lower(*args).compile()(*args)
     cst = {name: jnp.asarray(v, dtype) for name, v in consts.items()}
     a = (carry, args[1], args[2], cst)
-    run = compile_program(jax.jit(_kernel.make_trajectory(spec, steps)).lower(*a))
+    run = jax.jit(_kernel.make_trajectory(spec, steps)).lower(*a).compile()
     xs, vs = run(*a)
     xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

@@ -507,7 +507,7 @@ def tmp(tmp_path, monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("work started before the arguments were checked")
 
-    for name in ("run_lanes", "run_trajectories", "compile_program"):
+    for name in ("run_lanes", "run_trajectories", "_compiled"):
         monkeypatch.setattr(_runner, name, work)
     yield tmp_path
     assert not any((tmp_path / "out").iterdir()), "a refused call wrote files"

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gdkit import _runner, objectives
+from gdkit import objectives
 from gdkit.sweep import sweep
 
 LANES = 2048  # enough lanes that XLA:CPU takes its vectorised (SIMD) code paths
@@ -31,32 +31,6 @@ def test_arctan_sweep_matches_float64_numpy_at_simd_widths():
     np.testing.assert_allclose(r.final_x, x0_32 - lr * grad, rtol=eps, atol=eps)
     final_x = r.final_x.astype(np.float64)
     np.testing.assert_allclose(r.final_loss, f(final_x), rtol=eps, atol=eps)
-
-
-_IDENTICAL_CASES = [
-    ("rosenbrock", "adam", {}),
-    ("quadratic", "momentum", {"dim": 10, "condition_number": 100}),
-    ("peaks", "gd", {}),
-    ("linear_regression", "gd", {"n": 50}),
-    ("rastrigin", "lbfgs", {}),
-]
-
-
-@pytest.mark.parametrize(("name", "opt", "params"), _IDENTICAL_CASES)
-def test_kept_compiler_options_change_no_bit(monkeypatch, name, opt, params):
-    """Every option in `COMPILER_OPTIONS` must leave every number as XLA's defaults make it."""
-    obj = objectives.get(name, **params)
-    lo, hi = np.asarray(obj.bounds, np.float64).T
-    x0 = np.random.default_rng(1).uniform(lo, hi, size=(LANES, obj.dim))
-    kw = dict(grid={"learning_rate": 1e-3}, x0=x0, steps=20, tol=1e-6, progress=False)
-    fields = ("final_x", "final_loss", "best_loss", "final_grad_norm", "steps_to_tol", "history")
-    with_options = sweep(obj, opt, **kw)
-    monkeypatch.setattr(_runner, "COMPILER_OPTIONS", {})
-    monkeypatch.setattr(_runner, "_CACHE", type(_runner._CACHE)())  # compile again
-    defaults = sweep(obj, opt, **kw)
-    for f in fields:
-        np.testing.assert_array_equal(getattr(with_options, f), getattr(defaults, f), err_msg=f)
-    np.testing.assert_array_equal(with_options.status, defaults.status)
 
 
 _SECOND_ORDER_ON_TWO_DEVICES = """

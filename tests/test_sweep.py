@@ -226,19 +226,6 @@ def test_changing_values_never_recompiles():
     assert _runner.compile_count > before and r2.compile_time > 0
 
 
-def test_compiler_options_this_jaxlib_does_not_know_are_left_out(monkeypatch):
-    kw = dict(grid={"learning_rate": np.geomspace(1e-3, 0.3, 7)}, steps=40, progress=False)
-    expected = sweep("peaks", "adam", **kw)
-    bogus = {"xla_cpu_not_an_option": True, "xla_cpu_experimental_ynn_fusion_type": "NOPE"}
-    monkeypatch.setattr(_runner, "COMPILER_OPTIONS", {**_runner.COMPILER_OPTIONS, **bogus})
-    monkeypatch.setattr(_runner, "_UNKNOWN_OPTIONS", set())
-    monkeypatch.setattr(_runner, "_CACHE", type(_runner._CACHE)())  # compile again
-    r = sweep("peaks", "adam", **kw)
-    assert sorted(_runner._UNKNOWN_OPTIONS) == sorted(bogus)
-    # only the refused ones are dropped and the others apply: the same bits
-    np.testing.assert_array_equal(r.final_x, expected.final_x)
-
-
 def test_float64_is_never_silently_downcast():
     with pytest.raises(ValueError, match="x64"):
         sweep(
