@@ -25,7 +25,8 @@ compile_count = 0  # how many programs this module has compiled (tests check reu
 # removed: `xla_cpu_prefer_vector_width=512` (+6%) miscompiled `jnp.arctan` with jaxlib 0.10.2
 # on AVX-512 CPUs (errors above 1 on arrays of more than ~56 elements, float32 and float64);
 # YNNPACK for dot products only reordered small sums (last bits differed from plain
-# `jax.jit`); region-analysis copy insertion changed no bit (tested) but measured -10% to +8%
+# `jax.jit`); region-analysis copy insertion changed no bit (a test compared
+# sweeps bit for bit while it was used) but measured -10% to +8%
 # across runs, nothing a benchmark could tell from noise (scripts/bench_sweep.py EXPERIMENTS).
 
 
