@@ -26,23 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import nist_strd
 
 import gdkit
-from gdkit.sweep import sweep
 
 OURS = ("levenberg_marquardt", "gauss_newton")
-
-
-def ours(p: nist_strd.Problem, optimizer: str, steps: int) -> list[float]:
-    """LRE from start 1 and start 2 (one sweep, two lanes)."""
-    r = sweep(
-        p.objective(1),
-        optimizer,
-        grid={},
-        x0=p.starts,
-        steps=steps,
-        dtype="float64",
-        progress=False,
-    )
-    return [nist_strd.lre(x, p.certified) for x in np.asarray(r.final_x).reshape(2, -1)]
 
 
 def scipy_lm(p: nist_strd.Problem) -> list[float]:
@@ -82,7 +67,7 @@ def main() -> None:
     print("-" * len(head))
     for name in names:
         p = nist_strd.load(name)
-        lres = {opt: ours(p, opt, args.steps) for opt in OURS}
+        lres = {opt: nist_strd.fitted_lre(p, opt, args.steps) for opt in OURS}
         theirs = scipy_lm(p)
         for s in range(2):
             row = dict(

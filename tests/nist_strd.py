@@ -155,3 +155,20 @@ def lre(b, certified) -> float:
     with np.errstate(divide="ignore"):
         digits = -np.log10(np.abs(b - c) / np.abs(c))
     return float(np.clip(np.min(digits), 0.0, 11.0))
+
+
+def fitted_lre(p: Problem, optimizer: str, steps: int) -> list[float]:
+    """LRE of `optimizer`'s fit from start 1 and start 2: one float64 `gdkit.sweep` of two
+    lanes (the caller enables float64)."""
+    from gdkit.sweep import sweep
+
+    r = sweep(
+        p.objective(1),
+        optimizer,
+        grid={},
+        x0=p.starts,
+        steps=steps,
+        dtype="float64",
+        progress=False,
+    )
+    return [lre(x, p.certified) for x in np.asarray(r.final_x).reshape(2, -1)]

@@ -16,8 +16,6 @@ import nist_strd
 import numpy as np
 import pytest
 
-from gdkit.sweep import sweep
-
 STEPS = 2000
 
 
@@ -33,19 +31,8 @@ def test_models_reproduce_the_certified_residual_sum_of_squares(name):
 
 
 def _lre(name: str, optimizer: str) -> list[float]:
-    p = nist_strd.load(name)
     with jax.enable_x64(True):
-        r = sweep(
-            p.objective(1),
-            optimizer,
-            grid={},
-            x0=p.starts,
-            steps=STEPS,
-            dtype="float64",
-            progress=False,
-        )
-    xs = np.asarray(r.final_x).reshape(2, -1)
-    return [nist_strd.lre(x, p.certified) for x in xs]
+        return nist_strd.fitted_lre(nist_strd.load(name), optimizer, STEPS)
 
 
 # Data sets of each difficulty (lower, average, higher), among them those issue 17 names
