@@ -1,14 +1,10 @@
 """The engine computes what plain JAX computes: no compiler option changes a number, and no
 sweep hangs on several host devices."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
+from host_devices import run_on_host_devices
 
 from gdkit import objectives
 from gdkit.sweep import sweep
@@ -55,19 +51,7 @@ def test_newton_and_levenberg_marquardt_finish_on_two_host_devices():
     """They factorise a Hessian / J^T J per lane with LAPACK; with two host devices in one
     process (the CLI's default on two cores) both used to wait forever in the batch's
     eigendecomposition (see gdkit/optimizers/_linalg.py)."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", _SECOND_ORDER_ON_TWO_DEVICES],
-            env={**env, "JAX_PLATFORMS": "cpu"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("newton / levenberg_marquardt on two host devices did not finish in 120 s")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("OK")
+    run_on_host_devices(_SECOND_ORDER_ON_TWO_DEVICES, 2, 120, "newton / levenberg_marquardt")
 
 
 def test_one_matrix_per_call_decompositions_equal_the_batched_ones():

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import scipy.optimize
+from host_devices import run_on_host_devices
 
 from gdkit import objectives, optimizers
 
@@ -112,20 +109,4 @@ print("OK")
 
 
 def test_ncg_sweep_on_two_host_devices_converges_on_beale():
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "JAX_PLATFORMS": "cpu",
-    }
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", _NCG_ON_TWO_DEVICES],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("ncg on two host devices did not finish in 180 s")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("OK")
+    run_on_host_devices(_NCG_ON_TWO_DEVICES, 2, 180, "ncg")

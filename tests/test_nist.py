@@ -7,14 +7,11 @@ two starts as two lanes.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import jax
 import nist_strd
 import numpy as np
 import pytest
+from host_devices import run_on_host_devices
 
 STEPS = 2000
 
@@ -79,22 +76,4 @@ print("OK")
 
 
 def test_least_squares_sweeps_on_two_host_devices_reach_the_certified_values():
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "JAX_PLATFORMS": "cpu",
-    }
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", _ON_TWO_DEVICES],
-            env=env,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("least squares on two host devices did not finish in 180 s")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.startswith("OK")
+    run_on_host_devices(_ON_TWO_DEVICES, 2, 180, "least squares")
