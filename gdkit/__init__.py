@@ -9,12 +9,12 @@ point and seed? One compiled JAX program answers it.
 """
 
 from gdkit import objectives, optimizers, starts
-from gdkit._checkpoint import Checkpoint
-from gdkit._devices import use_all_cpu_cores
 from gdkit._precision import enable_x64
+from gdkit.engine.checkpoint import Checkpoint
+from gdkit.engine.devices import use_all_cpu_cores
+from gdkit.engine.sweep import sweep
 from gdkit.gradcheck import GradCheck, check_grad
 from gdkit.result import SweepResult
-from gdkit.sweep import sweep
 
 __version__ = "0.1.0"
 

@@ -68,7 +68,7 @@ class SweepResult:
       compile_time, run_time: seconds spent compiling and running.
 
     Example:
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> r = sweep("parabola", "gd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
       ...           tol=1e-6, progress=False)
       >>> r.dims, r.shape, r.status.ravel().tolist()

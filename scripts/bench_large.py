@@ -45,7 +45,7 @@ def main() -> None:
         cfg = pathlib.Path(tmp) / "large.yaml"
         cfg.write_text(CONFIG.format(lanes=lanes, steps=args.steps, record_every=args.record_every))
         dry = subprocess.run(
-            [sys.executable, "-m", "gdkit.cli", "run", str(cfg), "--dry-run"],
+            [sys.executable, "-m", "gdkit", "run", str(cfg), "--dry-run"],
             capture_output=True,
             text=True,
             check=True,
@@ -55,7 +55,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "gdkit.cli",
+                "gdkit",
                 "run",
                 str(cfg),
                 "--out",

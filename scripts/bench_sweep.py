@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from gdkit._devices import cpu_cores, use_all_cpu_cores
+from gdkit.engine.devices import cpu_cores, use_all_cpu_cores
 
 if "--one-core" in sys.argv:  # the pinned child: one core, so one device and one XLA thread
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -48,7 +48,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from gdkit.sweep import sweep  # noqa: E402
+from gdkit.engine.sweep import sweep  # noqa: E402
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 X0 = (-1.2, 1.0)

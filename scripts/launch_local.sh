@@ -17,7 +17,7 @@ export JAX_PLATFORMS=cpu
 run() {  # run PROCESS_ID [options]
   local id=$1
   shift
-  "$python" -m gdkit.cli run "$config" --distributed \
+  "$python" -m gdkit run "$config" --distributed \
     --set "distributed.coordinator_address=localhost:$port" \
     --set "distributed.num_processes=$n" --set "distributed.process_id=$id" "$@"
 }

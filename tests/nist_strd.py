@@ -160,7 +160,7 @@ def lre(b, certified) -> float:
 def fitted_lre(p: Problem, optimizer: str, steps: int) -> list[float]:
     """LRE of `optimizer`'s fit from start 1 and start 2: one float64 `gdkit.sweep` of two
     lanes (the caller enables float64)."""
-    from gdkit.sweep import sweep
+    from gdkit.engine.sweep import sweep
 
     r = sweep(
         p.objective(1),

@@ -18,8 +18,8 @@ import pytest
 
 import gdkit
 from gdkit import Checkpoint, SweepResult, objectives, optimizers, starts
+from gdkit.engine.sweep import plan
 from gdkit.objectives import from_expression
-from gdkit.sweep import plan
 
 NAN, INF = float("nan"), float("inf")
 
@@ -502,7 +502,7 @@ def tmp(tmp_path, monkeypatch):
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path / "out")
-    from gdkit import _runner
+    from gdkit.engine import runner as _runner
 
     def work(*args, **kwargs):
         raise AssertionError("work started before the arguments were checked")

@@ -3,8 +3,8 @@ ran out of something) with ONE line on stderr naming the key, never a traceback,
 nothing (the --out directory stays absent; a run directory given to --resume/show/plot keeps
 every byte it had).
 
-The cases run in-process through `gdkit.cli.main` (fast); only the real entry point and two
-processes contending for one run directory need subprocesses.
+The cases run in-process through `gdkit.experiments.cli.main` (fast); only the real entry point
+and two processes contending for one run directory need subprocesses.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import warnings
 import numpy as np
 import pytest
 
-from gdkit import rundir
-from gdkit.cli import main
+from gdkit.experiments import rundir
+from gdkit.experiments.cli import main
 
 BASE = """
 name: t
@@ -391,7 +391,7 @@ def test_the_entry_point_exits_2_without_a_traceback(tmp_path):
         [
             sys.executable,
             "-m",
-            "gdkit.cli",
+            "gdkit",
             "run",
             str(tmp_path / "c.yaml"),
             "--out",
@@ -421,7 +421,7 @@ def _only_run_dir(out: pathlib.Path) -> pathlib.Path:
 
 def _fail_second_sweep(monkeypatch, exc: BaseException):
     """The second sweep of the run raises `exc` (the first finishes and is saved)."""
-    engine = sys.modules["gdkit.sweep"]  # the module (gdkit.sweep is also the function)
+    engine = sys.modules["gdkit.engine.sweep"]  # the module (gdkit.sweep is also the function)
     real, calls = engine.sweep, []
 
     def sweep(*args, **kwargs):
@@ -593,14 +593,14 @@ def test_resume_refuses_a_directory_another_run_holds(interrupted, capsys):
 
 SLOW_RESUME = """
 import sys, time
-import gdkit.cli
-engine = sys.modules["gdkit.sweep"]
+import gdkit.experiments.cli
+engine = sys.modules["gdkit.engine.sweep"]
 real = engine.sweep
 def sweep(*args, **kwargs):  # a sweep that takes a while: the other process comes meanwhile
     time.sleep(8)
     return real(*args, **kwargs)
 engine.sweep = sweep
-sys.exit(gdkit.cli.main(["run", "--resume", sys.argv[1], "--no-progress"]))
+sys.exit(gdkit.experiments.cli.main(["run", "--resume", sys.argv[1], "--no-progress"]))
 """
 
 
@@ -619,7 +619,7 @@ def test_two_resumes_at_once_the_second_is_refused(interrupted):
             break
     before = {k: v for k, v in _tree(interrupted).items() if not k.startswith("checkpoints")}
     second = subprocess.run(
-        [sys.executable, "-m", "gdkit.cli", "run", "--resume", str(interrupted), "--no-progress"],
+        [sys.executable, "-m", "gdkit", "run", "--resume", str(interrupted), "--no-progress"],
         capture_output=True,
         text=True,
     )
@@ -666,8 +666,9 @@ def test_an_undamaged_resume_gives_the_uninterrupted_numbers(interrupted, refere
 def test_the_size_check_counts_what_the_engine_plans(tmp_path):
     """The up-front memory check (from the config's counts alone) agrees with the engine's own
     plan (`gdkit.sweep.plan`, what --dry-run prints) on lanes and host memory, sweep by sweep."""
-    from gdkit import _footprint, config, experiment
-    from gdkit.sweep import plan
+    from gdkit.engine.sweep import plan
+    from gdkit.experiments import config, experiment
+    from gdkit.experiments import footprint as _footprint
 
     (tmp_path / "c.yaml").write_text(BASE)
     cfg = config.load(

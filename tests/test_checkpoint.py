@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from gdkit import Checkpoint
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 
 # Two programs (nesterov False/True), two lane chunks each, eight chunks of steps each: 32 saves.
 KW = dict(

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from gdkit.cli import main
+from gdkit.experiments.cli import main
 
 
 def test_version(capsys):
@@ -37,7 +37,7 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
 
 def test_list_shows_objectives_with_parameters():
     out = subprocess.run(
-        [sys.executable, "-m", "gdkit.cli", "list", "objectives"],
+        [sys.executable, "-m", "gdkit", "list", "objectives"],
         capture_output=True,
         text=True,
         check=True,

@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from gdkit import config
+from gdkit.experiments import config
 
 CONFIGS = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.yaml"))
 

@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import pytest
 import yaml
 
-from gdkit import objectives, rundir
-from gdkit.cli import main
+from gdkit import objectives
+from gdkit.experiments import rundir
+from gdkit.experiments.cli import main
 
 TINY = {
     "name": "tiny",
@@ -36,7 +37,8 @@ import pathlib
 pathlib.Path({mark!r}).write_text("imported")
 
 import jax.numpy as jnp
-from gdkit import objectives, rundir
+from gdkit import objectives
+from gdkit.experiments import rundir
 
 
 def plain(x):
@@ -223,7 +225,7 @@ def test_nothing_is_imported_in_a_fresh_process(tmp_path, probe):
     name, mark = probe
     cfg = _config(tmp_path, {"name": f"{name}:bowl"})
     proc = subprocess.run(
-        [sys.executable, "-m", "gdkit.cli", "run", cfg, "--dry-run"],
+        [sys.executable, "-m", "gdkit", "run", cfg, "--dry-run"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -427,7 +429,7 @@ def test_a_csv_path_at_a_pipe_is_refused_not_waited_on(tmp_path):
     cfg = _config(tmp_path, {"name": "linear_regression", "csv": str(fifo)})
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "gdkit.cli", "run", cfg, "--dry-run"],
+            [sys.executable, "-m", "gdkit", "run", cfg, "--dry-run"],
             capture_output=True,
             text=True,
             timeout=120,  # a watchdog: without the check, open() waits for a writer forever
@@ -457,7 +459,7 @@ def test_dry_run_of_a_distributed_config_contacts_no_coordinator(tmp_path):
         "distributed: {coordinator_address: '127.0.0.1:9', num_processes: 2, process_id: 0}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "gdkit.cli", "run", str(config), "--dry-run"],
+        [sys.executable, "-m", "gdkit", "run", str(config), "--dry-run"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -228,7 +228,7 @@ def test_missing_file_and_misplaced_columns_are_clear_errors(tmp_path):
 
 def test_full_batch_sweep_reaches_the_least_squares_fit():
     """Through the engine as it is today (full batch): the best lane's final_x is the fit."""
-    from gdkit.sweep import sweep
+    from gdkit.engine.sweep import sweep
 
     obj = objectives.get("linear_regression", noise=0.1)
     r = sweep(

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from gdkit import objectives, plots
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 
 TRUE = np.array([2.0, 1.0, 3.0])  # y = 2 x1 + x2 + 3
 

@@ -55,7 +55,7 @@ def test_two_processes_equal_one(tmp_path):
         [
             sys.executable,
             "-m",
-            "gdkit.cli",
+            "gdkit",
             "run",
             str(tmp_path / "c.yaml"),
             "--out",

@@ -7,7 +7,7 @@ import numpy as np
 from host_devices import run_on_host_devices
 
 from gdkit import objectives
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 
 LANES = 2048  # enough lanes that XLA:CPU takes its vectorised (SIMD) code paths
 
@@ -33,7 +33,7 @@ _SECOND_ORDER_ON_TWO_DEVICES = """
 import jax
 import numpy as np
 from gdkit import objectives
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 assert len(jax.devices()) == 2, jax.devices()
 rosen = objectives.get("rosenbrock", dim=20)
 x0 = np.random.default_rng(0).uniform(-2.0, 2.0, size=(64, 20))

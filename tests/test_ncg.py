@@ -97,7 +97,7 @@ import jax
 import numpy as np
 import gdkit
 from gdkit import objectives
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 assert len(jax.devices()) == 2, jax.devices()
 gdkit.enable_x64()
 x0 = np.array([[2.0, 2.0], [1.0, 1.0], [0.0, 0.0], [0.5, -1.0]])

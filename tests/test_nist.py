@@ -61,7 +61,7 @@ import numpy as np
 import gdkit
 sys.path.insert(0, "tests")
 import nist_strd
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 import jax
 assert len(jax.devices()) == 2, jax.devices()
 gdkit.enable_x64()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gdkit import objectives, plots, starts
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

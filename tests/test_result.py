@@ -7,8 +7,8 @@ import optax
 import pytest
 
 from gdkit import objectives, starts
+from gdkit.engine.sweep import sweep
 from gdkit.result import SweepResult
-from gdkit.sweep import sweep
 
 
 def _result(**over):

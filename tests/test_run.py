@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from gdkit import rundir
-from gdkit.cli import main
+from gdkit.experiments import rundir
+from gdkit.experiments.cli import main
 from gdkit.result import SweepResult
 
 SMALL = """
@@ -195,7 +195,7 @@ def test_gpu_on_a_cpu_machine_is_an_error_not_a_silent_cpu_run(tmp_path):
         [
             sys.executable,
             "-m",
-            "gdkit.cli",
+            "gdkit",
             "run",
             str(tmp_path / "c.yaml"),
             "--platform",
@@ -233,7 +233,7 @@ def test_a_run_directory_is_new_and_never_overwrites(tmp_path):
 
 
 def test_an_internal_error_exits_1_and_leaves_no_results(tmp_path, capsys, monkeypatch):
-    from gdkit import experiment
+    from gdkit.experiments import experiment
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
@@ -290,7 +290,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
     import time
 
     (tmp_path / "c.yaml").write_text(KILLABLE)
-    cmd = [sys.executable, "-m", "gdkit.cli", "run", str(tmp_path / "c.yaml"), "--no-progress"]
+    cmd = [sys.executable, "-m", "gdkit", "run", str(tmp_path / "c.yaml"), "--no-progress"]
     whole = subprocess.run([*cmd, "--out", str(tmp_path / "a")], capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     whole_dir = pathlib.Path(whole.stdout.strip().splitlines()[-1])
@@ -310,7 +310,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path):
     (killed,) = (tmp_path / "b").iterdir()
     assert not rundir.is_complete(killed)
     again = subprocess.run(
-        [sys.executable, "-m", "gdkit.cli", "run", "--resume", str(killed), "--no-progress"],
+        [sys.executable, "-m", "gdkit", "run", "--resume", str(killed), "--no-progress"],
         capture_output=True,
         text=True,
     )
@@ -355,7 +355,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
         [
             sys.executable,
             "-m",
-            "gdkit.cli",
+            "gdkit",
             "run",
             str(tmp_path / "c.yaml"),
             "--out",
@@ -381,7 +381,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
 
 def test_summary_warns_when_tol_is_below_float32_resolution(finished):
     path, _ = finished
-    from gdkit.summary import summarize
+    from gdkit.experiments.summary import summarize
 
     # parabola: f* = 2, float32 steps near 2 are 2.4e-7; tol = 1e-4 is far above them.
     assert not [

@@ -16,8 +16,8 @@ import sys
 import pytest
 import yaml
 
-from gdkit._devices import cpu_cores
-from gdkit.rundir import is_complete
+from gdkit.engine.devices import cpu_cores
+from gdkit.experiments.rundir import is_complete
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -45,7 +45,7 @@ def test_shipped_config_runs_to_completion(tmp_path, config, devices):
     if devices == 4:
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
         args += ["--set", "plots=[]"]  # the plots do not depend on the device count
-    cmd = [sys.executable, "-m", "gdkit.cli", "run", str(config), *args]
+    cmd = [sys.executable, "-m", "gdkit", "run", str(config), *args]
     cmd += ["--out", str(tmp_path), "--no-progress"]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=WATCHDOG_S)

@@ -13,10 +13,11 @@ import numpy as np
 import optax
 import pytest
 
-from gdkit import objectives, plots, rundir
-from gdkit.cli import main
+from gdkit import objectives, plots
+from gdkit.engine.sweep import sweep
+from gdkit.experiments import rundir
+from gdkit.experiments.cli import main
 from gdkit.result import SweepResult
-from gdkit.sweep import sweep
 
 
 def _kicked_gd(learning_rate, kick_at=5):

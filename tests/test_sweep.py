@@ -12,8 +12,10 @@ import numpy as np
 import optax
 import pytest
 
-from gdkit import _runner, _tiles, objectives, starts
-from gdkit.sweep import sweep
+from gdkit import objectives, starts
+from gdkit.engine import runner as _runner
+from gdkit.engine import tiles as _tiles
+from gdkit.engine.sweep import sweep
 
 
 def _quadratic(lams):
@@ -345,14 +347,14 @@ def test_bad_arguments_say_what_is_allowed():
 
 _SHARDED = """
 import numpy as np, jax
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 assert len(jax.devices()) == 4
 kw = dict(grid={"learning_rate": np.geomspace(1e-4, 1.0, 9), "b1": [0.8, 0.9]},
           x0=[[-1.2, 1.0], [0.3, 0.3]], steps=200, tol=1e-1, progress=False)
 a = sweep("rosenbrock", "adam", devices=1, **kw)   # 36 lanes: padded to 36 / 4 ...
 b = sweep("rosenbrock", "adam", **kw)
 c = sweep("rosenbrock", "adam", max_lanes_per_chunk=10, **kw)  # ... and chunks of 12
-from gdkit import _tiles
+from gdkit.engine import tiles as _tiles
 tile_size = _tiles.tile_size
 _tiles.tile_size = lambda nbytes: 4  # 9 lanes per device in 3 tiles of 16 (padded)
 d = sweep("rosenbrock", "adam", **kw)
@@ -399,7 +401,7 @@ def test_a_million_lanes_by_two_thousand_steps():
 _ALL_CORES = """
 import json
 import os
-from gdkit._devices import cpu_cores, use_all_cpu_cores
+from gdkit.engine.devices import cpu_cores, use_all_cpu_cores
 took = use_all_cpu_cores()
 import jax
 assert took == (cpu_cores() > 1) and len(jax.devices()) == cpu_cores(), (took, jax.devices())
@@ -424,7 +426,7 @@ def test_use_all_cpu_cores_gives_one_device_per_core():
 _LAYOUT_SCRIPT = """
 import json, sys
 import numpy as np
-from gdkit.sweep import sweep
+from gdkit.engine.sweep import sweep
 out = []
 for name, opt, tile in [("rosenbrock", "gd", None), ("peaks", "adam", None), ("peaks", "adam", 64)]:
     r = sweep(name, opt, grid={"learning_rate": np.geomspace(1e-4, 1e-2, 300)}, steps=150,
@@ -453,7 +455,7 @@ def test_same_numbers_on_two_and_three_devices():
 
 
 def test_plan_tells_the_lanes_programs_and_chunks_a_sweep_runs(monkeypatch):
-    from gdkit.sweep import plan
+    from gdkit.engine.sweep import plan
 
     kw = dict(
         grid={

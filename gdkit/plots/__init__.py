@@ -13,7 +13,7 @@ a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to c
 
   >>> import numpy as np
   >>> from gdkit import objectives, plots, starts
-  >>> from gdkit.sweep import sweep
+  >>> from gdkit.engine.sweep import sweep
   >>> rs = [sweep("himmelblau", opt, grid={"learning_rate": np.logspace(-3, -1, 5)},
   ...             x0=starts.grid("himmelblau", 5), steps=200, tol=1e-6,
   ...             trajectories="best", progress=False) for opt in ("gd", "adam")]
@@ -30,6 +30,7 @@ import os
 import pathlib
 from collections.abc import Mapping, Sequence
 
+from gdkit.experiments.rundir import slug
 from gdkit.objectives import Objective
 from gdkit.plots._basins import DIVERGED, ELSEWHERE, basin_radius, basins, classify
 from gdkit.plots._common import NotApplicable, save
@@ -40,7 +41,6 @@ from gdkit.plots._loss import loss
 from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
-from gdkit.rundir import slug
 
 KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 

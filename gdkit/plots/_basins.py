@@ -125,7 +125,7 @@ def basins(
     Example:
       >>> import numpy as np
       >>> from gdkit import objectives, plots, starts
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> r = sweep("himmelblau", "gd", grid={"learning_rate": [0.003, 0.01]},
       ...           x0=starts.grid("himmelblau", 9), steps=300, tol=1e-6, progress=False)
       >>> fig = plots.basins(r, objectives.get("himmelblau"))

@@ -64,7 +64,7 @@ def contour(results: Sequence[SweepResult], objective: Objective) -> Figure:
     Example:
       >>> import numpy as np
       >>> from gdkit import objectives, plots
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> r = sweep("himmelblau", "adam", grid={"learning_rate": np.logspace(-2, 0, 5)},
       ...           steps=300, tol=1e-6, trajectories="best", progress=False)
       >>> fig = plots.contour([r], objectives.get("himmelblau"))

@@ -24,7 +24,7 @@ def fit(results: Sequence[SweepResult], objective: Objective) -> Figure:
 
     Example:
       >>> from gdkit import objectives, plots
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> obj = objectives.get("curve_fit")
       >>> r = sweep(obj, "adam", grid={"learning_rate": [0.01, 0.1]}, steps=300,
       ...           progress=False)

@@ -27,7 +27,7 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     Example:
       >>> import numpy as np
       >>> from gdkit import plots
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> r = sweep("rosenbrock", "adam", grid={"learning_rate": np.logspace(-3, -1, 5)},
       ...           steps=200, tol=1e-6, progress=False)
       >>> fig = plots.loss([r])

@@ -62,7 +62,7 @@ def sensitivity_curve(result: SweepResult) -> Curve:
     Example:
       >>> import numpy as np
       >>> from gdkit.plots import sensitivity_curve
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> r = sweep("sphere", "gd", grid={"learning_rate": [0.1, 0.5, 1.5]}, steps=50,
       ...           tol=1e-6, progress=False)
       >>> sensitivity_curve(r).diverged.tolist()
@@ -108,7 +108,7 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
     Example:
       >>> import numpy as np
       >>> from gdkit import objectives, plots
-      >>> from gdkit.sweep import sweep
+      >>> from gdkit.engine.sweep import sweep
       >>> q = objectives.get("quadratic", condition_number=100)
       >>> r = sweep(q, "gd", grid={"learning_rate": np.logspace(-3, -1, 9)}, steps=200,
       ...           tol=1e-6, progress=False)

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gdkit import _kernel, _tiles
 from gdkit._checks import short
-from gdkit._lanes import Segment
+from gdkit.engine import programs as _kernel
+from gdkit.engine import tiles as _tiles
+from gdkit.engine.lanes import Segment
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 64

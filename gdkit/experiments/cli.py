@@ -8,9 +8,16 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from gdkit import __version__, _commands
-from gdkit._commands import ResourceError, UserError, UserInterrupt, exhausted, user_errors
-from gdkit._devices import use_all_cpu_cores
+from gdkit import __version__
+from gdkit.engine.devices import use_all_cpu_cores
+from gdkit.experiments import commands as _commands
+from gdkit.experiments.commands import (
+    ResourceError,
+    UserError,
+    UserInterrupt,
+    exhausted,
+    user_errors,
+)
 
 MAX_MESSAGE = 500  # characters of an error line
 

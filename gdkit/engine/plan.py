@@ -12,7 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit import _checks, _kernel, _lanes, _memory, _resolve, _runner
+from gdkit import _checks, _memory
+from gdkit.engine import lanes as _lanes
+from gdkit.engine import programs as _kernel
+from gdkit.engine import resolve as _resolve
+from gdkit.engine import runner as _runner
 from gdkit.objectives import Objective
 from gdkit.objectives._registry import as_objective
 

@@ -31,7 +31,7 @@ import subprocess
 
 import numpy as np
 
-from gdkit._yaml import short
+from gdkit.experiments.yaml_loader import short
 from gdkit.result import SweepResult
 
 COMPLETE = "meta.json"
@@ -174,7 +174,7 @@ def finish(
 ) -> None:
     """Writes runs.csv, curves.npz and summary.md into `folder`, each atomically, and
     meta.json last (its presence marks the directory complete)."""
-    from gdkit.summary import markdown
+    from gdkit.experiments.summary import markdown
 
     results = [r for _, r in pairs]
     with contextlib.suppress(OSError):  # every sweep is done: its checkpoints are gone

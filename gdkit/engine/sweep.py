@@ -1,6 +1,6 @@
 """The sweep engine: a whole hyperparameter grid x starts x seeds as one compiled program.
 
->>> from gdkit.sweep import sweep
+>>> from gdkit.engine.sweep import sweep
 >>> r = sweep("rosenbrock", "adam", grid={"learning_rate": [1e-3, 1e-2, 1e-1]},
 ...           steps=2000, tol=1e-6, progress=False)
 >>> r.shape, r.counts()["diverged"]
@@ -17,8 +17,12 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from gdkit import _checkpoint, _checks, _kernel, _lanes, _runner
-from gdkit._plan import (
+from gdkit import _checks
+from gdkit.engine import checkpoint as _checkpoint
+from gdkit.engine import lanes as _lanes
+from gdkit.engine import programs as _kernel
+from gdkit.engine import runner as _runner
+from gdkit.engine.plan import (
     DIVERGENCE_THRESHOLD,
     MEMORY_BUDGET,
     Plan,

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from gdkit import _memory
-from gdkit.config import ConfigError, ExperimentConfig, sweep_length
+from gdkit.experiments.config import ConfigError, ExperimentConfig, sweep_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Footprint:
 def footprints(config: ExperimentConfig, dims: list[int]) -> list[Footprint]:
     """Every sweep's lanes and host memory, from the config's counts alone (nothing is built;
     a count may be astronomically large). `dims`: each objective's number of coordinates."""
-    from gdkit import _lanes
+    from gdkit.engine import lanes as _lanes
 
     out = []
     for i, (spec, dim) in enumerate(zip(config.objectives, dims, strict=True)):

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from gdkit import _memory
-from gdkit._yaml import ConfigError, apply_overrides, parse_yaml, short
+from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_yaml, short
 
 PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
@@ -366,7 +366,7 @@ def check_names(config: ExperimentConfig) -> None:
     """Objective and optimizer names, parameters and hyperparameter values, checked by building
     each one (once per swept value) before anything is compiled."""
     from gdkit import optimizers
-    from gdkit._footprint import check_size
+    from gdkit.experiments.footprint import check_size
     from gdkit.objectives._imported import ImportPathError
 
     if config.noise is not None and config.seeds is None:

@@ -73,8 +73,8 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
     directory's lock until the command ends."""
     import pathlib
 
-    from gdkit import config as config_mod
-    from gdkit import rundir
+    from gdkit.experiments import config as config_mod
+    from gdkit.experiments import rundir
 
     with user_errors():
         cfg = config_mod.load(args.config, args.set, check=False, allow_import=args.allow_import)
@@ -87,7 +87,7 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         # A dry run connects to nothing: the coordinator a config names is only contacted by
         # a real run (the plan is then this process's share of the devices).
         if cfg.distributed is not None and not args.dry_run:
-            from gdkit import _distributed
+            from gdkit.engine import distributed as _distributed
 
             try:
                 _distributed.initialize(cfg.distributed)
@@ -96,7 +96,7 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
         config_mod.check_names(cfg)
 
-        from gdkit import experiment
+        from gdkit.experiments import experiment
 
         jobs = experiment.plan(cfg)
     console = rich_console()
@@ -113,7 +113,7 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
 def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
     """Refuses to resume a run directory whose config.yaml was edited, that another process
     is writing (its lock is taken into `held` here), or that is complete and undamaged."""
-    from gdkit import rundir
+    from gdkit.experiments import rundir
 
     change = rundir.changed(resume, cfg.model_dump(mode="json", exclude_none=True))
     if change:
@@ -159,8 +159,8 @@ def _print_plan(console, cfg, jobs, backend) -> None:
     the numbers the engine itself would use)."""
     from rich.table import Table
 
-    from gdkit import experiment
-    from gdkit.sweep import plan
+    from gdkit.engine.sweep import plan
+    from gdkit.experiments import experiment
 
     cols = (
         "objective",
@@ -218,7 +218,7 @@ def _note(command: str):
 def _finished_in(run_dir):
     """`finished(i, job)` for `experiment.run`: the sweeps a run directory holds already (a
     damaged result is reported, deleted and its sweep runs again)."""
-    from gdkit import rundir
+    from gdkit.experiments import rundir
 
     def finished(i, job):
         if run_dir is None:
@@ -258,8 +258,9 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
     import jax
 
-    from gdkit import __version__, experiment, rundir
-    from gdkit import config as config_mod
+    from gdkit import __version__
+    from gdkit.experiments import config as config_mod
+    from gdkit.experiments import experiment, rundir
 
     console.print(
         f"gdkit {__version__}: {cfg.name}: {len(jobs)} sweeps on {backend}, {cfg.dtype}",
@@ -295,7 +296,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
 def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
     """Runs the sweeps a run directory lacks and writes it whole (the caller holds its lock)."""
-    from gdkit.summary import rich_table
+    from gdkit.experiments.summary import rich_table
 
     console.print(f"run directory: {run_dir}", highlight=False)
     try:
@@ -328,7 +329,8 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
     import jax
     import optax
 
-    from gdkit import __version__, experiment, rundir
+    from gdkit import __version__
+    from gdkit.experiments import experiment, rundir
 
     def save(i, job, result):
         result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
@@ -385,8 +387,8 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
 def show(args) -> int:
     import pathlib
 
-    from gdkit import rundir
-    from gdkit.summary import rich_table
+    from gdkit.experiments import rundir
+    from gdkit.experiments.summary import rich_table
 
     with user_errors():
         results = rundir.load_results(pathlib.Path(args.run_dir))
@@ -397,8 +399,9 @@ def show(args) -> int:
 def plot(args) -> int:
     import pathlib
 
-    from gdkit import config as config_mod
-    from gdkit import plots, rundir
+    from gdkit import plots
+    from gdkit.experiments import config as config_mod
+    from gdkit.experiments import rundir
 
     run_dir = pathlib.Path(args.run_dir)
     with user_errors():
@@ -411,7 +414,7 @@ def plot(args) -> int:
             f"--kinds: unknown plot {unknown[0]!r}; allowed: {', '.join(config_mod.PLOTS)}"
         )
     _select_platform("cpu", cfg.dtype)
-    from gdkit import experiment
+    from gdkit.experiments import experiment
 
     with user_errors():  # an import path (--allow-import) that names no objective here, say
         config_mod.check_names(cfg)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gdkit import optimizers, starts
-from gdkit.config import ExperimentConfig, build_objective
+from gdkit.experiments.config import ExperimentConfig, build_objective
 from gdkit.objectives import Objective
 from gdkit.result import SweepResult
 
@@ -101,7 +101,7 @@ def run(
     then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
     `checkpoint(i, job)` gives the `gdkit.Checkpoint` a job saves its progress to.
     """
-    from gdkit.sweep import sweep
+    from gdkit.engine.sweep import sweep
 
     out = []
     for i, job in enumerate(plan(config)):
