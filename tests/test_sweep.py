@@ -14,7 +14,7 @@ import pytest
 
 from gdkit import objectives, starts
 from gdkit.engine import runner as _runner
-from gdkit.engine import tiles as _tiles
+from gdkit.engine import xla_cpu as _tiles
 from gdkit.engine.sweep import sweep
 
 
@@ -293,7 +293,7 @@ def test_lane_tiles_change_nothing(monkeypatch):
     monkeypatch.setattr(_tiles, "tile_size", lambda nbytes: 10**9)
     whole = sweep("sphere", optax.sgd, **kw)
     monkeypatch.setattr(_tiles, "tile_size", lambda nbytes: 64)
-    assert _tiles.plan(300, 64) == (64, 320)
+    assert _tiles.pad_to_tiles(300, 64) == (64, 320)
     tiled = sweep("sphere", optax.sgd, **kw)
     for f in ("final_x", "final_loss", "best_loss", "steps_to_tol", "status", "history"):
         np.testing.assert_array_equal(getattr(whole, f), getattr(tiled, f), err_msg=f)
@@ -354,7 +354,7 @@ kw = dict(grid={"learning_rate": np.geomspace(1e-4, 1.0, 9), "b1": [0.8, 0.9]},
 a = sweep("rosenbrock", "adam", devices=1, **kw)   # 36 lanes: padded to 36 / 4 ...
 b = sweep("rosenbrock", "adam", **kw)
 c = sweep("rosenbrock", "adam", max_lanes_per_chunk=10, **kw)  # ... and chunks of 12
-from gdkit.engine import tiles as _tiles
+from gdkit.engine import xla_cpu as _tiles
 tile_size = _tiles.tile_size
 _tiles.tile_size = lambda nbytes: 4  # 9 lanes per device in 3 tiles of 16 (padded)
 d = sweep("rosenbrock", "adam", **kw)

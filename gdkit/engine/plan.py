@@ -1,4 +1,5 @@
-"""A sweep's arguments checked and resolved into its lanes, programs and lane chunks."""
+"""A sweep's arguments checked and resolved into its lanes, programs, lane chunks and the back
+end of each program (`backends`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdkit import _checks, _memory
+from gdkit.engine import backends as _backends
 from gdkit.engine import lanes as _lanes
 from gdkit.engine import programs as _kernel
 from gdkit.engine import resolve as _resolve
@@ -34,6 +36,12 @@ class SweepPlan:
     lane_chunks: int  # lane chunks over all programs (each one a call of the programs)
     device_bytes: int  # device memory of the largest lane chunk
     host_bytes: int  # the results in host memory
+    backend: str  # the back end that runs the programs ("xla_cpu", "xla_gpu", "fused")
+    backend_reason: str  # why (one line)
+
+    def describe_backend(self) -> str:
+        """One line: which back end and why (`gdkit run --dry-run` prints it)."""
+        return f"back end: {self.backend} ({self.backend_reason})"
 
 
 def plan(
@@ -51,14 +59,21 @@ def plan(
     memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)
     chunks, device = 0, 0
     combos = p.combos()
+    names, reasons = {}, {}  # in order, without repeats
     for _ci, static, lanes in combos:
         spec = p.spec(static)
-        per_lane, _cap, size = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)
+        choice = p.choice(spec)
+        names[choice.backend.name] = reasons[choice.reason] = None
+        per_lane, _cap, size = chunking(
+            p, spec, lanes.size, memory_budget, max_lanes_per_chunk, choice.backend
+        )
         chunks += -(-lanes.size // size)
         device = max(device, per_lane * size)  # padded to whole tiles on every device
     records = len(_lanes.record_steps(p.segments, p.steps))
     per_lane = _memory.result_bytes(p.obj.dim, records, jnp.dtype(p.dtype).itemsize)
-    return SweepPlan(p.n, len(combos), chunks, device, p.n * per_lane)
+    return SweepPlan(
+        p.n, len(combos), chunks, device, p.n * per_lane, ", ".join(names), "; ".join(reasons)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +103,7 @@ class Plan:
     record_every: int
     segments: list
     devs: list
+    engine: str  # "auto", "xla" or "fused" (`backends.choose`)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -139,6 +155,10 @@ class Plan:
     def keys(self, spec: _kernel.Spec, lanes: np.ndarray) -> np.ndarray | None:
         return None if self.keys_l is None or not spec.keyed else self.keys_l[lanes]
 
+    def choice(self, spec: _kernel.Spec) -> _backends.Choice:
+        """The back end that runs `spec`'s program on this sweep's devices, and why."""
+        return _backends.choose(self.engine, self.devs, spec)
+
     def spec(self, static: dict) -> _kernel.Spec:
         """The program of one combination of the structural values (batch size included)."""
         static = dict(static)
@@ -176,6 +196,7 @@ def resolve(
     chunk_steps=None,
     unroll=1,
     tile_lanes=None,
+    engine="auto",
 ) -> Plan:
     """Checks and resolves `sweep`'s arguments (see there)."""
     obj = as_objective(objective, "sweep: objective")
@@ -193,6 +214,7 @@ def resolve(
         chunk_steps = _checks.integer("sweep", "chunk_steps", chunk_steps, 1)
     if tile_lanes is not None:
         tile_lanes = _checks.integer("sweep", "tile_lanes", tile_lanes, 1)
+    engine = _backends.check_engine(engine)
     if record_every is not None:
         record_every = _checks.integer("sweep", "record_every", record_every, 1, steps)
     dtype = _resolve.dtype(dtype)
@@ -263,18 +285,21 @@ def resolve(
         record_every=r,
         segments=segments,
         devs=devs,
+        engine=engine,
     )
 
 
-def chunking(p: Plan, spec, lanes: int, memory_budget: int, max_lanes_per_chunk) -> tuple:
+def chunking(p: Plan, spec, lanes: int, memory_budget: int, max_lanes_per_chunk, backend) -> tuple:
     """-> (device bytes per lane, the most lanes a chunk may have, the lanes a chunk has
-    (padded to whole tiles on every device)) for a program's `lanes` lanes."""
+    (padded as `backend` lays lanes out: to whole tiles on every device on CPU)) for a
+    program's `lanes` lanes."""
     per_lane = _runner.per_lane_bytes(spec, p.obj.dim, p.g.traced_axes, p.segments[0].blocks)
     cap = max(1, memory_budget // per_lane)
     if max_lanes_per_chunk is not None:
         cap = min(cap, int(max_lanes_per_chunk))
     dim, names = p.obj.dim, p.g.traced_axes
-    _tile, size = _runner.chunk_layout(spec, dim, names, lanes, cap, len(p.devs), p.tile_lanes)
+    n_devs = len(p.devs)
+    _unit, size = _runner.chunk_layout(spec, dim, names, lanes, cap, n_devs, p.tile_lanes, backend)
     return per_lane, cap, size
 
 

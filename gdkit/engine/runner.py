@@ -1,10 +1,13 @@
-"""Runs a set of lanes through the compiled programs: sharding, lane chunks, step chunks."""
+"""Runs a set of lanes through the compiled programs: sharding, lane chunks, step chunks.
+
+This is what every back end shares (`backends`): lanes split over every device of every
+process, in chunks of lanes and chunks of steps; a back end decides how the chunk program is
+made and how a device runs its lanes (tiles on CPU, one program on a GPU)."""
 
 from __future__ import annotations
 
 import collections
 import functools
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,8 +19,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gdkit._checks import short
 from gdkit.engine import programs as _kernel
-from gdkit.engine import tiles as _tiles
+from gdkit.engine.backends import Backend
 from gdkit.engine.lanes import Segment
+from gdkit.engine.xla_cpu import ALIGN
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 64
@@ -147,20 +151,13 @@ def chunk_layout(
     lanes: int,
     lanes_per_chunk: int,
     n_devices: int,
-    tile: int | None = None,
+    tile: int | None,
+    backend: Backend,
 ) -> tuple[int, int]:
-    """-> (lanes per tile, lanes per chunk) for `lanes` lanes in chunks of at most about
-    `lanes_per_chunk` (rounded up to whole tiles on every device).
-
-    The tile shape follows from the lane count alone, never from the device count, and each
-    device runs whole tiles: lane i sits at position i % tile of a tile of the same shape
-    however many devices share the work, so it computes the same numbers on any of them."""
-    m = min(lanes_per_chunk, lanes)
-    if tile is None:
-        tile = _tiles.tile_size(carry_bytes(spec, dim, tuple(lane_hp_names)))
-    tile, _ = _tiles.plan(m, tile)
-    local = math.ceil(math.ceil(m / tile) / n_devices) * tile  # whole tiles per device
-    return tile, local * n_devices
+    """-> (lanes per program unit on a device (a CPU tile), lanes per chunk) for `lanes`
+    lanes in chunks of at most about `lanes_per_chunk`, as `backend` lays them out."""
+    carry = carry_bytes(spec, dim, tuple(lane_hp_names))
+    return backend.layout(carry, lanes, lanes_per_chunk, n_devices, tile)
 
 
 def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
@@ -182,17 +179,18 @@ def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
     )
 
 
-def _sharded_chunk(spec, seg, dim, mesh, tile):
-    """The chunk program: each device runs its own lanes, tile by tile."""
+def _sharded_chunk(spec, seg, dim, mesh, tile, backend: Backend):
+    """The chunk program: each device runs its own lanes (as `backend` says: tile by tile...)."""
     axes = _kernel.carry_axes(spec, dim)
-    chunk = _tiles.tiled(_kernel.make_chunk(spec, seg.blocks, seg.record_every), axes, tile)
+    chunk = backend.make_chunk(spec, seg.blocks, seg.record_every)
+    chunk = backend.chunk_program(chunk, axes, tile)
     lanes = PartitionSpec("lanes")
     return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes"), lanes))
 
 
-def _sharded_replay(spec, dim, mesh, tile):
-    """The replay of diverged lanes: per device, tile by tile, like the chunks."""
-    fn = _tiles.tiled_outputs(_kernel.make_replay(spec), _kernel.carry_axes(spec, dim), tile)
+def _sharded_replay(spec, dim, mesh, tile, backend: Backend):
+    """The replay of diverged lanes (always XLA): per device, laid out like the chunks."""
+    fn = backend.outputs_program(_kernel.make_replay(spec), _kernel.carry_axes(spec, dim), tile)
     return _per_device(fn, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
 
 
@@ -210,12 +208,13 @@ def run_lanes(
     lanes_per_chunk: int,
     advance: Callable[[int], None],
     clock: list,
+    backend: Backend,
     tile: int | None = None,
     resume: dict | None = None,
     on_segment: Callable[[int, int, Callable[[], dict]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Runs all lanes; returns flat per-lane outputs and history [L, R] as NumPy arrays (of
-    the lanes from `resume["lo"]` on when resuming).
+    """Runs all lanes on `backend`; returns flat per-lane outputs and history [L, R] as NumPy
+    arrays (of the lanes from `resume["lo"]` on when resuming). `tile`: `sweep(tile_lanes=)`.
 
     Lanes run in chunks of `size` lanes and each chunk in segments of steps. After every
     segment but a lane chunk's last, `on_segment(lo, next_segment, state)` may take a
@@ -227,12 +226,13 @@ def run_lanes(
     dtype = jnp.dtype(spec.dtype)
     n, dim = x0.shape
     mesh = Mesh(np.array(devices), ("lanes",))
-    tile, size = chunk_layout(spec, dim, tuple(lane_hp), n, lanes_per_chunk, len(devices), tile)
+    names = tuple(lane_hp)
+    tile, size = chunk_layout(spec, dim, names, n, lanes_per_chunk, len(devices), tile, backend)
     fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
     cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
     scale = _put(thr_scale, mesh, lanes=False, dtype=dtype)
     # the programs and their output layouts are the same for every lane chunk
-    base = (spec, size, dim, tuple(devices), tile)
+    base = (spec, size, dim, tuple(devices), tile, backend)
     init = _kernel.make_init(spec)
     carry_sh = jax.tree.map(
         lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
@@ -293,7 +293,7 @@ def run_lanes(
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
             exe = _compiled(
                 (*base, "chunk", seg.blocks, seg.record_every),
-                lambda s=seg: _sharded_chunk(spec, s, dim, mesh, tile),
+                lambda s=seg: _sharded_chunk(spec, s, dim, mesh, tile, backend),
                 a,
                 True,
                 clock,
@@ -326,7 +326,7 @@ def run_lanes(
                 cst,
                 _put(np.int32(steps), mesh, lanes=False),
             )
-            build = functools.partial(_sharded_replay, spec, dim, mesh, tile)
+            build = functools.partial(_sharded_replay, spec, dim, mesh, tile, backend)
             out = _compiled((*base, "replay"), build, a, False, clock)(*a)
             res.update({k: fetch(v)[:keep] for k, v in out.items()})
         hist[-1] = res.pop("last_record")
@@ -345,11 +345,11 @@ def _results(outs: dict, history: np.ndarray, lanes: int | None = None) -> dict:
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
     """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1].
 
-    The K lanes are padded to `_tiles.ALIGN` like a sweep's, so each path is exactly the one
-    its lane took in the sweep."""
+    The K lanes are padded to `ALIGN` like a sweep's, so each path is exactly the one its
+    lane took in the (XLA) sweep."""
     dtype = jnp.dtype(spec.dtype)
     k = x0.shape[0]
-    pad = np.arange(-(-k // _tiles.ALIGN) * _tiles.ALIGN) % k
+    pad = np.arange(-(-k // ALIGN) * ALIGN) % k
     args = (
         jnp.asarray(x0[pad], dtype),
         {name: jnp.asarray(v[pad], dtype) for name, v in lane_hp.items()},

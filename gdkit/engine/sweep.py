@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ def sweep(
     memory_budget: int = MEMORY_BUDGET,
     unroll: int = 1,
     tile_lanes: int | None = None,
+    engine: str = "auto",
     progress: bool = True,
     checkpoint: _checkpoint.Checkpoint | None = None,
 ) -> SweepResult:
@@ -94,7 +96,16 @@ def sweep(
       unroll: scan unroll factor of the step loop.
       tile_lanes: lanes per cache tile: each device runs a chunk of steps one tile of lanes
         at a time, so the tile's state stays in cache (default: sized for a ~1 MiB L2).
-        Results do not depend on it.
+        Results do not depend on it. CPU devices only (GPUs run a device's lanes at once).
+      engine: "auto" (default), "xla" or "fused". "xla" runs the XLA programs, laid out for
+        the devices' platform: on CPUs in cache-sized tiles with one device per core
+        (`xla_cpu`), on GPUs each device's lanes as one program whose chunks of steps stay
+        on the device (`xla_gpu`). "fused" runs each chunk of steps as one Pallas kernel
+        (on CPU in Pallas's interpret mode, for tests); a sweep the kernel cannot express
+        runs on XLA, with a warning saying why. "auto": fused on a GPU where it applies,
+        else XLA. `sweep.plan(...)` says which back end runs and why. For tests, the
+        environment variable GDKIT_XLA_BACKEND=xla_gpu (or xla_cpu) forces that XLA
+        layout whatever the devices are, e.g. the GPU layout on CPU host devices.
       progress: show a progress bar (rich).
       checkpoint: a `gdkit.Checkpoint`, or a path (a Checkpoint there, with its defaults):
         after a chunk of steps (at most every few seconds) the whole state of the sweep is
@@ -121,11 +132,13 @@ def sweep(
         chunk_steps=chunk_steps,
         unroll=unroll,
         tile_lanes=tile_lanes,
+        engine=engine,
     )
     memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)
     lanes = None if trajectories is None else _trajectory_lanes(trajectories, p.n)
     progress = _checks.boolean("sweep", "progress", progress)
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
+    _warn_fallbacks(p)
     clock = [0.0]
     t_start = time.perf_counter()
     out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
@@ -161,6 +174,7 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
             memory_budget,
             max_lanes_per_chunk,
             [s.steps for s in p.segments],
+            [_backend_key(p.choice(p.spec(s)).backend) for _, s, _ in p.combos()],
         )
         saved = checkpoint.load(key)
     start_combo, inner = 0, None
@@ -182,7 +196,8 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
             resume = inner if ci == start_combo else None
             first = 0 if resume is None else resume["lo"]
             spec = p.spec(static)
-            cap = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk)[1]
+            backend = p.choice(spec).backend
+            cap = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk, backend)[1]
             res = _runner.run_lanes(
                 spec,
                 p.x0_l[lanes],
@@ -197,6 +212,7 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
                 cap,
                 advance,
                 clock,
+                backend,
                 p.tile_lanes,
                 resume,
                 None
@@ -209,6 +225,19 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
     if checkpoint is not None:
         checkpoint.clear()
     return out
+
+
+def _backend_key(backend) -> tuple:
+    """What of a back end shapes a checkpoint's arrays (its lane layout)."""
+    return backend.name, backend.interpret
+
+
+def _warn_fallbacks(p: Plan) -> None:
+    """One warning line per reason why engine="fused" runs (some of) the sweep on XLA."""
+    reasons = {p.choice(p.spec(static)).fallback: None for _ci, static, _lanes in p.combos()}
+    for reason in reasons:
+        if reason is not None:
+            warnings.warn(f"sweep: engine='fused' runs on XLA instead: {reason}", stacklevel=3)
 
 
 def _result(p: Plan, out: dict, **times) -> SweepResult:
@@ -302,6 +331,9 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
         )
         xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
+
+
+sweep.plan = plan  # `gdkit.sweep.plan(...)`: what `gdkit.sweep(...)` would run, without running
 
 
 class _progress:

@@ -191,6 +191,8 @@ def _print_plan(console, cfg, jobs, backend) -> None:
             _bytes(p.host_bytes),
         )
     console.print(table)
+    for line in dict.fromkeys(p.describe_backend() for p in plans):  # one line per back end
+        console.print(line, highlight=False, markup=False)
     console.print(
         f"{len(jobs)} compiled sweeps, {sum(p.lanes for p in plans):,} "
         f"lanes, {sum(p.lanes * j.steps for j, p in zip(jobs, plans, strict=True)):,} "

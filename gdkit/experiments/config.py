@@ -212,6 +212,7 @@ class ExperimentConfig(_Strict):
     tol: Annotated[Number, Field(gt=0)] | None = None
     dtype: Literal["float32", "float64"] = "float32"
     platform: Literal["auto", "cpu", "gpu"] = "auto"
+    engine: Literal["auto", "xla", "fused"] = "auto"  # sweep(engine=...): XLA or the fused kernel
     record_every: Annotated[StrictInt, Field(ge=1)] | None = None
     plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
     distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed

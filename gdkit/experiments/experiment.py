@@ -83,6 +83,7 @@ def sweep_arguments(config: ExperimentConfig, job: Job) -> dict[str, object]:
         "record_every": config.record_every,
         "dtype": config.dtype,
         "noise": config.noise,
+        "engine": config.engine,
     }
 
 

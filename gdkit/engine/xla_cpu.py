@@ -1,4 +1,7 @@
-"""Cache-sized lane tiles: a chunk of steps runs one tile of lanes at a time.
+"""The XLA back end for CPUs: cache-sized lane tiles, one device per core.
+
+XLA:CPU runs a program's loops on one thread per device, so gdkit shards the lanes over one
+host device per core (`use_all_cpu_cores`), and within a device runs them in tiles.
 
 A step touches every lane's whole state (x, optimizer moments, bookkeeping) plus the step's
 temporaries. Run over all lanes at once (65k lanes: several MB) every step streams that state
@@ -32,13 +35,31 @@ def tile_size(carry_bytes_per_lane: int) -> int:
     return int(min(MAX_TILE, max(MIN_TILE, t)))
 
 
-def plan(lanes: int, tile: int) -> tuple[int, int]:
+def pad_to_tiles(lanes: int, tile: int) -> tuple[int, int]:
     """-> (tile, padded lane count): a device's lanes in equal tiles of at most ~`tile` lanes,
     each a multiple of `ALIGN` lanes (so every lane runs in the SIMD body of XLA's loops,
     never in a scalar remainder loop that rounds differently)."""
     n = max(1, math.ceil(lanes / max(tile, ALIGN)))
     t = math.ceil(math.ceil(lanes / n) / ALIGN) * ALIGN
     return t, n * t
+
+
+def layout(
+    carry_bytes: int, lanes: int, lanes_per_chunk: int, n_devices: int, tile: int | None
+) -> tuple[int, int]:
+    """-> (lanes per tile, lanes per chunk) for `lanes` lanes in chunks of at most about
+    `lanes_per_chunk` (rounded up to whole tiles on every device); `tile` None: sized so that
+    a tile's carry (`carry_bytes` per lane) stays in L2 (`tile_size`).
+
+    The tile shape follows from the lane count alone, never from the device count, and each
+    device runs whole tiles: lane i sits at position i % tile of a tile of the same shape
+    however many devices share the work, so it computes the same numbers on any of them."""
+    m = min(lanes_per_chunk, lanes)
+    if tile is None:
+        tile = tile_size(carry_bytes)
+    tile, _ = pad_to_tiles(m, tile)
+    local = math.ceil(math.ceil(m / tile) / n_devices) * tile  # whole tiles per device
+    return tile, local * n_devices
 
 
 def map_tiles(f: Callable, xs, tile: int, out_axes):
@@ -135,7 +156,8 @@ def tiled(chunk: Callable, carry_axes: dict, tile: int) -> Callable:
     """Wraps `chunk(carry, lane_hp, *rest) -> (carry, history [blocks, L], {name: [L, ...]})`
     to run tile by tile (`map_tiles`). `carry_axes` marks each carry leaf as per-lane (0) or
     shared (None: the same for every lane, e.g. a step count); shared leaves enter every tile
-    unchanged and leave identical. The lane count must be a multiple of `tile` (see `plan`)."""
+    unchanged and leave identical. The lane count must be a multiple of `tile`
+    (`pad_to_tiles`)."""
 
     def run(carry, lane_hp, *rest):
         per_lane, shared = _split_carry(carry, carry_axes)
