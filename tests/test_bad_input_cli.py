@@ -97,6 +97,7 @@ CASES = [
     Case("seeds-zero", RUN + _set("seeds=0"), ["seeds: "]),
     Case("dtype", RUN + _set("dtype=float16"), ["dtype: input should be 'float32' or 'float64'"]),
     Case("platform", RUN + _set("platform=tpu"), ["platform: "]),
+    Case("engine", RUN + _set("engine=pallas"), ["engine: ", "'auto', 'xla' or 'fused'"]),
     Case("plots", RUN + _set("plots=[contour, pie]"), ["plots.1: "]),
     Case(
         "lr-negative",

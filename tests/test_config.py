@@ -89,6 +89,7 @@ def test_resolved_yaml_round_trips(base, tmp_path):
         (["seeds=0"], "seeds: "),
         (["dtype=float16"], "dtype: input should be 'float32' or 'float64'"),
         (["platform=tpu"], "platform: "),
+        (["engine=gpu"], "engine: input should be 'auto', 'xla' or 'fused'"),
         (["plots=[contour, pie]"], "plots.1: "),
         (
             ["optimizers.1.learning_rate=-0.1"],

@@ -217,6 +217,8 @@ def test_dry_run_plans_without_running(tmp_path, capsys):
     assert main(["run", str(tmp_path / "c.yaml"), "--dry-run", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "4 compiled sweeps, 24 lanes" in out and "name: small" in out
+    backend = "back end: xla_cpu (the devices are CPUs: cache-sized lane tiles, one device per"
+    assert out.count(backend) == 1 and "engine: auto" in out
     assert not (tmp_path / "r").exists()
 
 

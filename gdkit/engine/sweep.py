@@ -96,7 +96,8 @@ def sweep(
       unroll: scan unroll factor of the step loop.
       tile_lanes: lanes per cache tile: each device runs a chunk of steps one tile of lanes
         at a time, so the tile's state stays in cache (default: sized for a ~1 MiB L2).
-        Results do not depend on it. CPU devices only (GPUs run a device's lanes at once).
+        It changes at most the last bits of a few lanes (those at the end of a tile, which
+        XLA:CPU rounds differently). CPU devices only (a GPU runs a device's lanes at once).
       engine: "auto" (default), "xla" or "fused". "xla" runs the XLA programs, laid out for
         the devices' platform: on CPUs in cache-sized tiles with one device per core
         (`xla_cpu`), on GPUs each device's lanes as one program whose chunks of steps stay
