@@ -162,7 +162,7 @@ def test_sweep_plan_is_an_attribute_of_gdkit_sweep():
     assert p.backend == "xla_cpu" and p.backend_reason.startswith("the devices are CPUs")
     assert p.describe_backend() == f"back end: xla_cpu ({p.backend_reason})"
     assert "\n" not in p.describe_backend()
-    assert gdkit.sweep.plan("rosenbrock", "gd", engine="xla", **kw).backend_reason.startswith(
+    assert gdkit.sweep.plan("rosenbrock", optax.sgd, engine="xla", **kw).backend_reason.startswith(
         "engine='xla': the devices are CPUs"
     )
 
