@@ -52,8 +52,9 @@ def plan(
     max_lanes_per_chunk: int | None = None,
     **kw: Any,
 ) -> SweepPlan:
-    """The lanes, programs, lane chunks and memory of `sweep(objective, optimizer, **kw)`,
-    without running it (the same checks: bad arguments raise the same errors)."""
+    """The lanes, programs, lane chunks, memory and back end of `sweep(objective, optimizer,
+    **kw)`, without running it (the same checks: bad arguments raise the same errors).
+    Also `gdkit.sweep.plan`."""
     kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
     p = resolve(objective, optimizer, **kw)
     memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)

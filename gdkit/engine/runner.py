@@ -180,7 +180,7 @@ def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
 
 
 def _sharded_chunk(spec, seg, dim, mesh, tile, backend: Backend):
-    """The chunk program: each device runs its own lanes (as `backend` says: tile by tile...)."""
+    """The chunk program: each device runs its own lanes as `backend` lays them out."""
     axes = _kernel.carry_axes(spec, dim)
     chunk = backend.make_chunk(spec, seg.blocks, seg.record_every)
     chunk = backend.chunk_program(chunk, axes, tile)
