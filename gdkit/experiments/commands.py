@@ -192,7 +192,7 @@ def _print_plan(console, cfg, jobs, backend) -> None:
         )
     console.print(table)
     for line in dict.fromkeys(p.describe_backend() for p in plans):  # one line per back end
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"{len(jobs)} compiled sweeps, {sum(p.lanes for p in plans):,} "
         f"lanes, {sum(p.lanes * j.steps for j, p in zip(jobs, plans, strict=True)):,} "
