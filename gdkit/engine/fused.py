@@ -166,7 +166,9 @@ class _OneLane:
         leaves, self.tree = jax.tree.flatten(carry)
         self.lane = [ax == 0 for ax in self.tree.flatten_up_to(axes)]
         # element shape of each leaf: without the lane axis for per-lane leaves
-        self.shapes = [a.shape[1:] if lane else a.shape for a, lane in zip(leaves, self.lane)]
+        self.shapes = [
+            a.shape[1:] if lane else a.shape for a, lane in zip(leaves, self.lane, strict=True)
+        ]
         self.dtypes = [a.dtype for a in leaves]
         # in the order the jaxprs take them: JAX flattens a dict by its sorted keys
         self.lane_names, self.fixed_names = sorted(spec.lane_names), sorted(spec.fixed_names)
@@ -183,7 +185,7 @@ class _OneLane:
         """Flat element values (in leaf order) -> one object array per carry leaf, in the
         shapes the one-lane jaxprs take (a per-lane leaf keeps its lane axis of size 1)."""
         out, it = [], iter(values)
-        for shape, lane in zip(self.shapes, self.lane):
+        for shape, lane in zip(self.shapes, self.lane, strict=True):
             a = np.empty(shape, dtype=object)
             for idx in np.ndindex(shape):
                 a[idx] = next(it)
@@ -193,7 +195,7 @@ class _OneLane:
     def values(self, objects: list[np.ndarray], block: int) -> list:
         """The inverse of `objects`; per-lane elements are made [block] vectors."""
         flat = []
-        for a, lane, dt in zip(objects, self.lane, self.dtypes):
+        for a, lane, dt in zip(objects, self.lane, self.dtypes, strict=True):
             for e in a.reshape(-1):  # a per-lane leaf's lane axis has size 1
                 e = jnp.asarray(e, dt)
                 if lane:
@@ -253,7 +255,7 @@ def make_chunk(
 
         lane_in, shared_in = [], []
         carry_in = []
-        for a, lane, shape in zip(leaves, one.lane, one.shapes):
+        for a, lane, shape in zip(leaves, one.lane, one.shapes, strict=True):
             for idx in np.ndindex(shape):
                 carry_in.append(column(a[(slice(None), *idx)]) if lane else a[idx].reshape(1))
         lane_in = [column(jnp.asarray(lane_hp[k])) for k in one.lane_names]
@@ -281,7 +283,7 @@ def make_chunk(
         )(*ins)
         *cols, hist = outs
         new, it = [], iter(cols)
-        for a, lane, shape in zip(leaves, one.lane, one.shapes):
+        for a, lane, shape in zip(leaves, one.lane, one.shapes, strict=True):
             els = [next(it) for _ in np.ndindex(shape)]
             if lane:
                 stacked = jnp.stack([e[:n] for e in els], axis=1) if els else a
@@ -309,8 +311,12 @@ def _kernel(one: _OneLane, blocks: int, r: int, b: int):
         const_refs, rest = rest[:n_const], rest[n_const:]
         t0_ref, rest = rest[0], rest[1:]
         out_refs, hist_ref = rest[:n_carry], rest[n_carry]
-        lane_flags = [lane for lane, s in zip(one.lane, one.shapes) for _ in np.ndindex(s)]
-        vals = [ref[...] if lane else ref[0] for ref, lane in zip(carry_refs, lane_flags)]
+        lane_flags = [
+            lane for lane, s in zip(one.lane, one.shapes, strict=True) for _ in np.ndindex(s)
+        ]
+        vals = [
+            ref[...] if lane else ref[0] for ref, lane in zip(carry_refs, lane_flags, strict=True)
+        ]
         hp = [_lane_object(ref[...]) for ref in hp_refs]
         fixed = [_scalar_object(ref[0]) for ref in fixed_refs]
         consts = [_scalar_object(ref[0]) for ref in const_refs]
@@ -328,7 +334,7 @@ def _kernel(one: _OneLane, blocks: int, r: int, b: int):
             return jax.lax.fori_loop(jnp.int32(0), jnp.int32(r), step, vals)
 
         vals = jax.lax.fori_loop(jnp.int32(0), jnp.int32(blocks), block, vals)
-        for ref, v in zip(out_refs, vals):
+        for ref, v in zip(out_refs, vals, strict=True):
             ref[...] = jnp.broadcast_to(v, (b,)).astype(ref.dtype)
 
     return kernel

@@ -17,6 +17,7 @@ gather with traced indices) raises `Unsupported` naming it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -25,14 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
 
-ELEMENTWISE = frozenset(
-    """abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp clz
+_NAMES = """abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp clz
     convert_element_type cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1
     floor ge gt igamma integer_pow is_finite le lgamma log log1p logistic lt max min mul ne
     neg nextafter not or population_count pow reduce_precision rem round rsqrt select_n
     shift_left shift_right_arithmetic shift_right_logical sign sin sinh sqrt square sub tan
-    tanh xor""".split()
-)
+    tanh xor"""
+ELEMENTWISE = frozenset(_NAMES.split())  # primitives that map elements to elements
 # Reductions and the binary primitive that folds their elements, in index order.
 REDUCTIONS = {
     "reduce_sum": jax.lax.add_p,
@@ -180,7 +180,8 @@ def _equation(eqn, ins: list[np.ndarray]) -> list[np.ndarray]:
     if name == "split":
         edges = np.cumsum([0, *p["sizes"]])
         return [
-            np.take(ins[0], np.arange(lo, hi), axis=p["axis"]) for lo, hi in zip(edges, edges[1:])
+            np.take(ins[0], np.arange(lo, hi), axis=p["axis"])
+            for lo, hi in itertools.pairwise(edges)
         ]
     rule = _STRUCTURAL.get(name)
     if rule is None:
