@@ -284,3 +284,37 @@ def test_fused_program_exports_for_cuda(name, label):
     text = exported.mlir_module()
     assert exported.platforms == ("cuda",)
     assert text.count(f"custom_call @{fused.TRITON_CALL}") == 1  # the whole chunk: one kernel
+
+
+A3 = np.array([[2.0, 0.5, -1.0], [0.5, 3.0, 0.25], [-1.0, 0.25, 1.5]], np.float32)
+SCALARIZED = {
+    "quadratic form (dot_general)": lambda x: x @ jnp.asarray(A3) @ x,
+    "batched dot": lambda x: jnp.einsum("bi,bj->b", jnp.outer(x, x), jnp.outer(x, x)).sum(),
+    "reverse, concatenate, split": lambda x: jnp.sum(
+        jnp.concatenate(jnp.split(x[::-1], [1])) * jnp.arange(3.0)
+    ),
+    "norm, max, transpose": lambda x: jnp.linalg.norm(x) + jnp.max(jnp.outer(x, x).T[0]),
+    "indexing, where, pad": lambda x: jnp.where(x[1] > 0, jnp.sum(jnp.pad(x, 2) ** 2), x[2]),
+}
+
+
+@pytest.mark.parametrize("what", list(SCALARIZED))
+def test_scalarize_evaluates_like_jax(what):
+    # element by element on constants, the one-lane jaxpr gives what JAX gives (value and grad)
+    from gdkit.engine import scalarize
+
+    fn = jax.value_and_grad(SCALARIZED[what])
+    x = np.array([0.7, -1.3, 2.1], np.float32)
+    closed = jax.make_jaxpr(fn)(x)
+    v, g = scalarize.evaluate(closed, [scalarize.elements(x)])
+    want_v, want_g = fn(jnp.asarray(x))
+    np.testing.assert_allclose(float(v[()]), float(want_v), rtol=1e-6)
+    np.testing.assert_allclose(np.array(list(g), np.float32), np.asarray(want_g), rtol=1e-6)
+
+
+def test_scalarize_refuses_what_has_no_elementwise_form():
+    from gdkit.engine import scalarize
+
+    closed = jax.make_jaxpr(lambda x: jnp.cumsum(x)[-1] + jnp.sort(x)[0])(jnp.ones(3))
+    with pytest.raises(scalarize.Unsupported, match=r"cumsum|sort"):
+        scalarize.check(closed)

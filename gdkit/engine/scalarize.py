@@ -298,6 +298,7 @@ _STRUCTURAL = {
     "squeeze": lambda ins, p, avals: ins[0].reshape(avals[0].shape),
     "expand_dims": lambda ins, p, avals: ins[0].reshape(avals[0].shape),
     "transpose": lambda ins, p, avals: np.transpose(ins[0], p["permutation"]).copy(),
+    "rev": lambda ins, p, avals: np.flip(ins[0], axis=tuple(p["dimensions"])).copy(),
     "concatenate": lambda ins, p, avals: np.concatenate(ins, axis=p["dimension"]),
     "slice": lambda ins, p, avals: ins[0][
         tuple(
