@@ -1,0 +1,477 @@
+"""GPU benchmark of gdkit's sweep paths (issue 15, point 4), and the CUDA lowering check of the
+fused kernels.
+
+  python scripts/bench_gpu.py --check-lowering
+      Exports every fused kernel tests/test_fused.py runs (tests/fused_cases.py) for CUDA on
+      this machine, GPU or not (`jax.export` with platforms=["cuda"]): one line per kernel,
+      exit status 1 if any fails. CI runs it after the tests.
+
+  python scripts/bench_gpu.py [--lanes 65536 1048576 16777216] [--steps 2000] [--json PATH]
+      Adam and GD on 2-D Rosenbrock and MATLAB peaks, float32, 2,000 steps, learning rates
+      log-spaced over the lanes, for N = 2^16, 2^20, 2^24 lanes:
+        (a) bare: a hand-written jit(vmap(scan)) with one step counter shared by all lanes
+            and no bookkeeping, as a careful JAX user writes it
+        (b) gdkit.sweep(engine="xla")
+        (c) gdkit.sweep(engine="fused"); while gdkit.sweep has no `engine=` yet, the fused
+            chunk program itself (gdkit.engine.fused.make_chunk from programs.make_init)
+        (d) PyTorch if installed: the same step batched by hand under torch.compile
+      Each method runs in a child process per lane count (so peak device memory is its own)
+      and reports trajectory-steps/s (best of 2 timed runs after a warm-up), compile time
+      (the warm-up run's extra time), peak device memory, and the fraction of two limits
+      this script measures first: the FP32 rate (a long chain of FMAs, flops per step from
+      XLA's cost analysis of the bare step) and the rate a per-step loop through device
+      memory could reach (bandwidth of a large copy / the state bytes a step reads and writes).
+      Prints a table and one JSON line (--json PATH also writes it). Aims to finish within
+      8 minutes on one H200; on a CPU pass e.g. `--lanes 256 --steps 50` for a smoke test.
+
+GPU figures: NOT YET MEASURED. The session that wrote this had no GPU; the numbers in the
+README's GPU table are to be filled in from a run of this script on one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CASES = [("adam", "rosenbrock"), ("gd", "rosenbrock"), ("adam", "peaks"), ("gd", "peaks")]
+METHODS = ("bare", "gdkit_xla", "gdkit_fused", "torch")
+LR = {"adam": (1e-4, 1e-1), "gd": (1e-5, 1e-3)}
+B1, B2, EPS = 0.9, 0.999, 1e-8
+STATE_FLOATS = {"adam": 3, "gd": 1}  # per coordinate: x (+ Adam's two moments)
+
+
+def check_lowering() -> int:
+    """Exports every fused kernel the tests cover for CUDA; prints one line each."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fused_cases
+
+    from gdkit.engine import fused
+
+    failed = 0
+    for what, spec in fused_cases.lowering_cases():
+        t = time.perf_counter()
+        try:
+            reason = fused.unsupported(spec)
+            if reason is not None:
+                raise RuntimeError(f"unsupported: {reason}")
+            chunk = fused.make_chunk(spec, 4, 25, interpret=False)
+            text = fused.export_for_cuda(chunk, fused_cases.example_args(spec)).mlir_module()
+            calls = text.count(f"custom_call @{fused.TRITON_CALL}")
+            if calls != 1:
+                raise RuntimeError(f"{calls} Triton calls in the chunk program, expected 1")
+            print(f"ok    {what}  ({time.perf_counter() - t:.1f} s)", flush=True)
+        except Exception as e:
+            failed += 1
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"FAIL  {what}: {type(e).__name__}: {first[:300]}", flush=True)
+    print(f"{failed} of the fused kernels failed to lower for CUDA" if failed else "all lowered")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- the child: one method, one N
+
+
+def _objective_torch(label):
+    import torch
+
+    if label == "rosenbrock":
+        return lambda x: 100.0 * (x[..., 1] - x[..., 0] ** 2) ** 2 + (1.0 - x[..., 0]) ** 2
+
+    def peaks(z):
+        x, y = z[..., 0], z[..., 1]
+        return (
+            3 * (1 - x) ** 2 * torch.exp(-(x**2) - (y + 1) ** 2)
+            - 10 * (x / 5 - x**3 - y**5) * torch.exp(-(x**2) - y**2)
+            - torch.exp(-((x + 1) ** 2) - y**2) / 3
+        )
+
+    return peaks
+
+
+def _starts(obj, n, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lo, hi = obj.bounds[:, 0], obj.bounds[:, 1]
+    return rng.uniform(lo, hi, (n, obj.dim)).astype(np.float32)
+
+
+def _timed(run, repeats=2):
+    """(first call seconds, best of `repeats` later calls): the first includes compiling."""
+    t = time.perf_counter()
+    run()
+    first = time.perf_counter() - t
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t)
+    return first, best
+
+
+def _bare(opt, obj, x0, lrs, steps):
+    """(a): jit(vmap(scan)) by hand, one step counter for all lanes, no bookkeeping."""
+    import jax
+    import jax.numpy as jnp
+
+    grad = jax.grad(obj.fn)
+
+    def run(x, lr):
+        def adam(c, t):
+            x, m, v = c
+            g = jax.vmap(grad)(x)
+            m = B1 * m + (1 - B1) * g
+            v = B2 * v + (1 - B2) * g * g
+            tf = (t + 1).astype(x.dtype)
+            step = lr[:, None] * (m / (1 - B1**tf)) / (jnp.sqrt(v / (1 - B2**tf)) + EPS)
+            return (x - step, m, v), None
+
+        def gd(c, t):
+            (x,) = c
+            return (x - lr[:, None] * jax.vmap(grad)(x),), None
+
+        init = (x, jnp.zeros_like(x), jnp.zeros_like(x)) if opt == "adam" else (x,)
+        body = adam if opt == "adam" else gd
+        return jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.int32))[0][0]
+
+    f = jax.jit(run)
+    x, lr = jnp.asarray(x0), jnp.asarray(lrs)
+    first, best = _timed(lambda: f(x, lr).block_until_ready())
+    return {"seconds": best, "compile": max(0.0, first - best)}
+
+
+def _gdkit(engine, opt, obj, x0, lrs, steps):
+    """(b) / (c): gdkit.sweep with engine=, or the fused chunk program directly when this
+    gdkit.sweep has no `engine=` yet."""
+    import gdkit
+
+    if engine == "fused" and "engine" not in inspect.signature(gdkit.sweep).parameters:
+        return _fused_direct(opt, obj, x0, lrs, steps)
+    kw = {"engine": engine} if "engine" in inspect.signature(gdkit.sweep).parameters else {}
+
+    def run():
+        return gdkit.sweep(
+            obj,
+            opt,
+            grid={"learning_rate": lrs},
+            x0=x0[:1],
+            steps=steps,
+            tol=1e-6,
+            progress=False,
+            **kw,
+        )
+
+    # x0: one start, the lanes are the learning rates (as in scripts/bench_sweep.py); the
+    # starts of the other methods differ per lane, which changes no step's cost
+    first, best = _timed(run)
+    r = run()
+    return {
+        "seconds": best,
+        "compile": max(0.0, first - best),
+        "via": f"gdkit.sweep(engine={engine!r})" if kw else "gdkit.sweep (no engine= yet)",
+        "statuses": {k: int(v) for k, v in r.counts().items()},
+    }
+
+
+def _fused_direct(opt, obj, x0, lrs, steps):
+    import jax
+    import jax.numpy as jnp
+
+    from gdkit.engine import fused, programs, resolve
+
+    make, _name, key = resolve.optimizer(opt)
+    metric = "gap" if obj.f_min is not None else "grad_norm"
+    spec = programs.Spec(obj, make, key, ("learning_rate",), (), (), "float32", metric, False, 1)
+    interpret = jax.default_backend() == "cpu"
+    record = 100 if steps % 100 == 0 else steps
+    chunk = jax.jit(fused.make_chunk(spec, steps // record, record, interpret=interpret))
+    init = jax.jit(programs.make_init(spec))
+    hp = {"learning_rate": jnp.asarray(lrs)}
+    consts = {
+        "tol": jnp.float32(1e-6),
+        "f_min": jnp.float32(obj.f_min or 0.0),
+        "noise": jnp.float32(0.0),
+    }
+
+    def run():
+        carry = init(jnp.asarray(x0), hp, {}, None, jnp.float32(1e12))
+        jax.block_until_ready(chunk(carry, hp, {}, consts, jnp.int32(0)))
+
+    first, best = _timed(run)
+    return {
+        "seconds": best,
+        "compile": max(0.0, first - best),
+        "via": "fused.make_chunk" + (" (Pallas interpreter)" if interpret else " (Triton)"),
+    }
+
+
+def _torch(opt, label, x0, lrs, steps):
+    """(d): the same step batched over lanes by hand in PyTorch, under torch.compile."""
+    import torch
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    f = _objective_torch(label)
+    lr = torch.tensor(lrs, device=dev)[:, None]
+
+    def grad(x):
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(x).sum(), x)
+        return g
+
+    def adam_step(x, m, v, t):
+        g = grad(x)
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        step = lr * (m / (1 - B1**t)) / (torch.sqrt(v / (1 - B2**t)) + EPS)
+        return x - step, m, v
+
+    def gd_step(x, m, v, t):
+        return x - lr * grad(x), m, v
+
+    step = adam_step if opt == "adam" else gd_step
+    try:
+        step = torch.compile(step)
+        compiled = True
+    except Exception:
+        compiled = False
+
+    def run():
+        x = torch.tensor(x0, device=dev)
+        m, v = torch.zeros_like(x), torch.zeros_like(x)
+        for t in range(1, steps + 1):
+            x, m, v = step(x, m, v, float(t))
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    if dev == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    first, best = _timed(run, repeats=1)
+    peak = torch.cuda.max_memory_allocated() if dev == "cuda" else None
+    return {
+        "seconds": best,
+        "compile": max(0.0, first - best),
+        "peak_bytes": peak,
+        "via": "torch.compile" if compiled else "torch eager",
+    }
+
+
+def child(method: str, lanes: int, steps: int) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    if method == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return [{"method": method, "lanes": lanes, "skipped": "PyTorch is not installed"}]
+    import jax
+
+    from gdkit import objectives
+
+    for opt, label in CASES:
+        obj = objectives.get(label)
+        lrs = np.geomspace(*LR[opt], lanes).astype(np.float32)
+        x0 = _starts(obj, lanes)
+        row = {
+            "method": method,
+            "optimizer": opt,
+            "objective": label,
+            "lanes": lanes,
+            "steps": steps,
+        }
+        try:
+            if method == "bare":
+                row.update(_bare(opt, obj, x0, lrs, steps))
+            elif method == "gdkit_xla":
+                row.update(_gdkit("xla", opt, obj, x0, lrs, steps))
+            elif method == "gdkit_fused":
+                row.update(_gdkit("fused", opt, obj, x0, lrs, steps))
+            else:
+                row.update(_torch(opt, label, x0, lrs, steps))
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+        if "seconds" in row:
+            row["steps_per_s"] = lanes * steps / row["seconds"]
+        if method != "torch":  # the child's peak so far (the cases before are no larger)
+            row["peak_bytes"] = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- limits of this device
+
+
+def measure_limits(steps: int) -> dict:
+    """FP32 rate (a long FMA chain on many independent values), copy bandwidth, and the flops
+    of one lane's bare step per case (XLA's cost analysis)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from gdkit import objectives
+
+    gpu = jax.default_backend() != "cpu"
+    n, chain = (1 << 24, 4096) if gpu else (1 << 16, 256)
+
+    def fma(x):
+        def body(_, y):
+            return y * 0.999 + 0.001
+
+        return jax.lax.fori_loop(0, chain, body, x, unroll=16)
+
+    f = jax.jit(fma)
+    x = jnp.ones((n,), jnp.float32)
+    f(x).block_until_ready()
+    best = min(_timed(lambda: f(x).block_until_ready(), 3)[1:])
+    flops = 2 * n * chain / best
+    m = (1 << 28) if gpu else (1 << 22)
+    y = jnp.ones((m,), jnp.float32)
+    copy = jax.jit(lambda a: a + 1.0)
+    copy(y).block_until_ready()
+    t = min(_timed(lambda: copy(y).block_until_ready(), 3)[1:])
+    bandwidth = 2 * 4 * m / t
+    per_step = {}
+    for opt, label in CASES:
+        obj = objectives.get(label)
+        x0 = _starts(obj, 1024)
+        lrs = np.full(1024, 1e-3, np.float32)
+        cost = _step_flops(opt, obj, x0, lrs)
+        per_step[f"{opt} {label}"] = cost
+    return {
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "fp32_flops": flops,
+        "bandwidth": bandwidth,
+        "flops_per_lane_step": per_step,
+    }
+
+
+def _step_flops(opt, obj, x0, lrs):
+    """XLA's flop count of one bare step, per lane."""
+    import jax
+    import jax.numpy as jnp
+
+    grad = jax.grad(obj.fn)
+
+    def step(x, m, v, lr):
+        g = jax.vmap(grad)(x)
+        if opt == "gd":
+            return x - lr[:, None] * g, m, v
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        return x - lr[:, None] * (m / 0.5) / (jnp.sqrt(v / 0.5) + EPS), m, v
+
+    x = jnp.asarray(x0)
+    cost = jax.jit(step).lower(x, x, x, jnp.asarray(lrs)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan"))) / len(x0)
+
+
+# ---------------------------------------------------------------- the parent
+
+
+def _spawn(args: list[str], timeout: float) -> dict | list:
+    proc = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check-lowering", action="store_true")
+    ap.add_argument("--lanes", type=int, nargs="+", default=[1 << 16, 1 << 20, 1 << 24])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--json", type=pathlib.Path)
+    ap.add_argument("--child", nargs=2, metavar=("METHOD", "LANES"), help=argparse.SUPPRESS)
+    ap.add_argument("--limits", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.check_lowering:
+        return check_lowering()
+    if a.limits:
+        print(json.dumps(measure_limits(a.steps)))
+        return 0
+    if a.child:
+        print(json.dumps(child(a.child[0], int(a.child[1]), a.steps)))
+        return 0
+    t0 = time.perf_counter()
+    limits = _spawn(["--limits", "--steps", str(a.steps)], 300)
+    rows = []
+    for lanes in a.lanes:
+        for method in a.methods:
+            try:
+                rows += _spawn(["--child", method, str(lanes), "--steps", str(a.steps)], 600)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                rows.append({"method": method, "lanes": lanes, "error": str(e)[:200]})
+    _annotate(rows, limits)
+    out = {"limits": limits, "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    _table(out)
+    print(json.dumps(out))
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _annotate(rows, limits):
+    """Each rate as a fraction of the FP32 limit and of the memory-bound per-step rate."""
+    for row in rows:
+        rate = row.get("steps_per_s")
+        if not rate:
+            continue
+        flops = limits["flops_per_lane_step"].get(f"{row['optimizer']} {row['objective']}")
+        if flops:
+            row["fraction_fp32"] = rate * flops / limits["fp32_flops"]
+        # a step that goes through memory reads and writes the lane's state (float32, 2-D)
+        state = 2 * 4 * 2 * STATE_FLOATS[row["optimizer"]]
+        row["fraction_memory_bound_rate"] = rate / (limits["bandwidth"] / state)
+
+
+def _table(out):
+    lim = out["limits"]
+    print(
+        f"device {lim['device']} ({lim['backend']}): FP32 {lim['fp32_flops'] / 1e12:.2f} TFLOP/s "
+        f"measured, copy bandwidth {lim['bandwidth'] / 1e9:.0f} GB/s"
+    )
+    head = ("method", "case", "lanes", "steps/s", "compile s", "peak MB", "of FP32", "of mem")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in out["rows"]:
+        case = f"{r.get('optimizer', '')} {r.get('objective', '')}".strip()
+        if "steps_per_s" not in r:
+            why = r.get("error") or r.get("skipped", "")
+            print(f"| {r['method']} | {case} | {r['lanes']} | {why} | | | | |")
+            continue
+        peak = r.get("peak_bytes")
+        cells = (
+            r["method"] + (f" ({r['via']})" if r.get("via") else ""),
+            case,
+            str(r["lanes"]),
+            f"{r['steps_per_s']:.3g}",
+            f"{r['compile']:.2f}",
+            "-" if peak is None else f"{peak / 2**20:.0f}",
+            f"{r.get('fraction_fp32', float('nan')):.3f}",
+            f"{r['fraction_memory_bound_rate']:.3f}",
+        )
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
