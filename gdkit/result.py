@@ -277,6 +277,33 @@ class SweepResult:
         coordinate's name in `param_names` when there are names, `w1[0,3]`, else its index)."""
         return [self.row(i) for i in range(self.lanes)]
 
+    # -- as data -------------------------------------------------------------------------
+
+    def to_xarray(self):
+        """An xarray Dataset whose dims are this sweep's axes (with their values as
+        coordinates), plus `param` (coordinate names) and `step` (recorded steps); missing
+        steps_to_tol are NaN. Needs xarray (`pip install "gdkit[data]"`); see `gdkit.tables`.
+
+        Example:
+          >>> from gdkit.engine.sweep import sweep
+          >>> r = sweep("parabola", "gd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
+          ...           tol=1e-6, progress=False)
+          >>> ds = r.to_xarray()
+          >>> ds.steps_to_tol.sel(learning_rate=0.5, start=0).item(), ds.final_x.dims
+          (1.0, ('learning_rate', 'start', 'param'))
+        """
+        from gdkit import tables
+
+        return tables.to_xarray(self)
+
+    def to_pandas(self, hparams: dict | None = None):
+        """A tidy pandas DataFrame, one row per run (see `gdkit.tables.columns`): the names,
+        every hyperparameter (`hparams` adds more, e.g. the optimizer's defaults), the axes,
+        x0 and final_x as arrays, the outcome with nullable steps_to_tol. Needs pandas."""
+        from gdkit import tables
+
+        return tables.to_pandas(self, hparams)
+
     # -- persistence ---------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
