@@ -299,7 +299,10 @@ def write_runs_parquet(
         for (_, r), names in zip(pairs, param_names, strict=True)
     }
     schema = schema.with_metadata({"gdkit.coordinates": json.dumps(coordinates)})
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    # dictionary pages for the names only: tried on the float columns they cost 2/3 of the
+    # write time (1.9 s of 2.2 s for a million rows) and no space
+    names = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=names) as writer:
         for t in parts:
             writer.write_table(_conform(t, schema, pa))
 
