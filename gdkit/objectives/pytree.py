@@ -63,7 +63,7 @@ class Layout:
         leaves, lo = [], 0
         for shape in self.shapes:
             n = math.prod(shape)
-            leaves.append(x[..., lo : lo + n].reshape(*x.shape[:-1], *shape))
+            leaves.append(x[..., lo : lo + n].reshape((*x.shape[:-1], *shape)))
             lo += n
         return jax.tree.unflatten(self.treedef, leaves)
 
