@@ -70,7 +70,7 @@ class SweepResult:
       param_names: a name per coordinate of x (`w1[0,3]`, `b`; tree paths for a pytree
         x0), or () for x_0, x_1, ...; `coordinate_names` gives either.
       unravel: flat x [..., d] -> the parameter pytree (a pytree x0 or a data objective), or
-        None; not saved by `save` (see `final_params`).
+        None (see `final_params`).
 
     Example:
       >>> from gdkit.engine.sweep import sweep
@@ -153,11 +153,12 @@ class SweepResult:
     def final_params(self, lane: int | None = None) -> Any:
         """The final point as the parameter pytree: of one flat (C-order) lane, or of every
         lane (None; leaves [*shape, *leaf_shape]). Needs `unravel`, which a sweep of a pytree
-        x0 (or of a data objective) sets and a loaded result does not have."""
+        x0 (or of a data objective) sets; `load` restores it for trees of dicts, lists and
+        tuples (other node types come back flat)."""
         if self.unravel is None:
             raise ValueError(
-                "final_params: this result has no pytree structure (a flat objective, or "
-                "loaded from a file); use final_x with param_names"
+                "final_params: this result has no pytree structure (a flat objective, or a "
+                "tree of node types a file does not keep); use final_x with param_names"
             )
         x = self.final_x if lane is None else self.final_x.reshape(-1, self.final_x.shape[-1])
         return self.unravel(x if lane is None else x[int(lane)])
@@ -327,6 +328,7 @@ class SweepResult:
             "compile_time": self.compile_time,
             "run_time": self.run_time,
             "param_names": list(self.param_names),
+            "pytree": _pytree_spec(self.unravel),
         }
         arrays["meta"] = np.array(json.dumps(meta))
         folder = os.path.dirname(os.path.abspath(path))
@@ -366,7 +368,12 @@ class SweepResult:
                 status = fields["status"].astype("<U10")
                 fields["status"] = np.where(status == "converged", "stationary", status)
             meta["param_names"] = tuple(meta.get("param_names", ()))
+            spec = meta.pop("pytree", None)
             result = cls(axes=axes, **meta, **fields)
+            if spec is not None:
+                from gdkit.objectives.pytree import Layout
+
+                result.unravel = Layout.from_spec(spec)
             for k in _PER_LANE:
                 shape = np.shape(getattr(result, k))
                 if shape[: len(result.shape)] != result.shape:
@@ -384,6 +391,14 @@ class SweepResult:
             f"SweepResult({self.objective!r}, {self.optimizer!r}, {dims}, "
             f"steps={self.steps}, {self.counts()})"
         )
+
+
+def _pytree_spec(unravel: Any) -> Any:
+    """The JSON of a pytree x0's structure (see `gdkit.objectives.pytree.Layout.spec`), or
+    None: the result of a flat objective, or of a tree `save` cannot describe."""
+    from gdkit.objectives.pytree import Layout
+
+    return unravel.spec() if isinstance(unravel, Layout) else None
 
 
 def _py(v: Any) -> Any:

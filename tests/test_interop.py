@@ -237,3 +237,23 @@ def test_grid_is_optional():
     )
     assert none.dims == ("start", "seed") and none.shape == (3, 2)
     np.testing.assert_array_equal(none.final_x, one.final_x[0])
+
+
+def test_pytree_result_saves_and_loads_its_tree(tmp_path):
+    from gdkit.engine.sweep import sweep
+    from gdkit.result import SweepResult
+
+    nested = {"layer": [PARAMS["w1"], PARAMS["b1"]], "out": (PARAMS["w2"], PARAMS["b2"])}
+
+    def loss(p):
+        (w1, b1), (w2, b2) = p["layer"], p["out"]
+        return mlp_loss({"w1": w1, "b1": b1, "w2": w2, "b2": b2})
+
+    r = sweep(loss, "gd", x0=nested, steps=3, progress=False)
+    assert r.param_names[:2] == ("layer.0[0,0]", "layer.0[0,1]")
+    r.save(tmp_path / "r.npz")
+    back = SweepResult.load(tmp_path / "r.npz")
+    assert back.param_names == r.param_names
+    got, want = back.final_params(0), r.final_params(0)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    jax.tree.map(np.testing.assert_array_equal, got, want)

@@ -67,6 +67,22 @@ class Layout:
             lo += n
         return jax.tree.unflatten(self.treedef, leaves)
 
+    __call__ = unravel  # a Layout is the objective's (and the result's) `unravel`
+
+    def spec(self) -> Any:
+        """The tree as JSON (nests of dicts with string keys, lists and tuples, leaves as
+        their shapes), so a saved result can rebuild it (`from_spec`); None for trees with
+        other nodes (namedtuples, registered classes), which are not saved."""
+        marks = jax.tree.unflatten(self.treedef, [_Leaf(s) for s in self.shapes])
+        try:
+            return _encode(marks)
+        except TypeError:
+            return None
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Layout:
+        return layout(_decode(spec))
+
     def ravel(self, tree: Any, where: str = "x0") -> np.ndarray:
         """The pytree `tree` (same structure and shapes) as a float64 vector [d]."""
         leaves, treedef = jax.tree.flatten(tree)
@@ -80,6 +96,37 @@ class Layout:
         except (TypeError, ValueError):
             raise ValueError(f"{where}: every leaf must be an array of numbers") from None
         return np.concatenate(flat) if flat else np.zeros(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    shape: tuple[int, ...]
+
+
+def _encode(node: Any) -> Any:
+    if isinstance(node, _Leaf):
+        return {"leaf": list(node.shape)}
+    if type(node) is dict and all(isinstance(k, str) for k in node):
+        return {"dict": [[k, _encode(v)] for k, v in node.items()]}
+    if type(node) in (list, tuple):
+        return {type(node).__name__: [_encode(v) for v in node]}
+    if node is None:
+        return {"none": None}
+    raise TypeError(f"cannot save a pytree node of type {type(node).__name__}")
+
+
+def _decode(spec: Any) -> Any:
+    ((kind, value),) = spec.items()
+    if kind == "leaf":
+        return np.zeros(tuple(value))
+    if kind == "dict":
+        return {k: _decode(v) for k, v in value}
+    if kind in ("list", "tuple"):
+        items = [_decode(v) for v in value]
+        return items if kind == "list" else tuple(items)
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown pytree node {kind!r}")
 
 
 def layout(tree: Any) -> Layout:
@@ -119,11 +166,10 @@ def from_pytree(
     if lay.dim == 0:
         raise ValueError("sweep: x0 is a pytree without array leaves")
     starts = np.stack([lay.ravel(p, f"sweep: x0[{i}]") for i, p in enumerate(points)])
-    unravel = lay.unravel
 
     def flat_fn(x):
-        return fn(unravel(x))
+        return fn(lay.unravel(x))
 
     obj = wrap(flat_fn, x0=starts[0], name=name or getattr(fn, "__name__", "objective"))
-    obj = dataclasses.replace(obj, param_names=lay.names, unravel=unravel)
+    obj = dataclasses.replace(obj, param_names=lay.names, unravel=lay)
     return obj, starts
