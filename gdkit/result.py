@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,10 @@ class SweepResult:
       trajectory_lanes / trajectory_x [K, steps+1, d] / trajectory_loss [K, steps+1]: full paths
         of the lanes asked for with `trajectories=` (flat lane indices), else None.
       compile_time, run_time: seconds spent compiling and running.
+      param_names: a name per coordinate of x (`w1[0,3]`, `b`; tree paths for a pytree
+        x0), or () for x_0, x_1, ...; `coordinate_names` gives either.
+      unravel: flat x [..., d] -> the parameter pytree (a pytree x0 or a data objective), or
+        None (see `final_params`).
 
     Example:
       >>> from gdkit.engine.sweep import sweep
@@ -102,6 +107,8 @@ class SweepResult:
     trajectory_loss: np.ndarray | None = None
     compile_time: float = 0.0
     run_time: float = 0.0
+    param_names: tuple[str, ...] = ()
+    unravel: Callable[[Any], Any] | None = dataclasses.field(default=None, repr=False)
 
     # -- shape ---------------------------------------------------------------------------
 
@@ -137,6 +144,24 @@ class SweepResult:
     @property
     def diverged(self) -> np.ndarray:
         return self.status == "diverged"
+
+    @property
+    def coordinate_names(self) -> tuple[str, ...]:
+        """`param_names`, or `("x_0", "x_1", ...)`."""
+        return self.param_names or tuple(f"x_{j}" for j in range(self.final_x.shape[-1]))
+
+    def final_params(self, lane: int | None = None) -> Any:
+        """The final point as the parameter pytree: of one flat (C-order) lane, or of every
+        lane (None; leaves [*shape, *leaf_shape]). Needs `unravel`, which a sweep of a pytree
+        x0 (or of a data objective) sets; `load` restores it for trees of dicts, lists and
+        tuples (other node types come back flat)."""
+        if self.unravel is None:
+            raise ValueError(
+                "final_params: this result has no pytree structure (a flat objective, or a "
+                "tree of node types a file does not keep); use final_x with param_names"
+            )
+        x = self.final_x if lane is None else self.final_x.reshape(-1, self.final_x.shape[-1])
+        return self.unravel(x if lane is None else x[int(lane)])
 
     def counts(self) -> dict[str, int]:
         """How many lanes ended in each status."""
@@ -231,8 +256,9 @@ class SweepResult:
         lane = int(lane)
         out = self.coords(lane)
         start = out["start"]
-        for j, c in enumerate(self.starts[start]):
-            out[f"x0_{j}"] = float(c)
+        names = self.param_names or tuple(map(str, range(self.final_x.shape[-1])))
+        for n, c in zip(names, self.starts[start], strict=True):
+            out[f"x0_{n}"] = float(c)
         flat = np.unravel_index(lane, self.shape)
         out["final_loss"] = float(self.final_loss[flat])
         out["best_loss"] = float(self.best_loss[flat])
@@ -241,15 +267,43 @@ class SweepResult:
         out["steps_to_tol"] = int(self.steps_to_tol[flat])
         out["status"] = str(self.status[flat])
         out["diverged_step"] = int(self.diverged_step[flat])
-        for j, c in enumerate(self.final_x[flat]):
-            out[f"final_x_{j}"] = float(c)
+        for n, c in zip(names, self.final_x[flat], strict=True):
+            out[f"final_x_{n}"] = float(c)
         out["lane"] = lane
         return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per lane in C order: each axis value, x0_j, final_loss, best_loss, gap,
-        final_grad_norm, steps_to_tol, status, diverged_step, final_x_j, lane."""
+        final_grad_norm, steps_to_tol, status, diverged_step, final_x_j, lane (j: the
+        coordinate's name in `param_names` when there are names, `w1[0,3]`, else its index)."""
         return [self.row(i) for i in range(self.lanes)]
+
+    # -- as data -------------------------------------------------------------------------
+
+    def to_xarray(self):
+        """An xarray Dataset whose dims are this sweep's axes (with their values as
+        coordinates), plus `param` (coordinate names) and `step` (recorded steps); missing
+        steps_to_tol are NaN. Needs xarray (`pip install "gdkit[data]"`); see `gdkit.tables`.
+
+        Example:
+          >>> from gdkit.engine.sweep import sweep
+          >>> r = sweep("parabola", "gd", grid={"learning_rate": [0.1, 0.5]}, steps=50,
+          ...           tol=1e-6, progress=False)
+          >>> ds = r.to_xarray()
+          >>> ds.steps_to_tol.sel(learning_rate=0.5, start=0).item(), ds.final_x.dims
+          (1.0, ('learning_rate', 'start', 'param'))
+        """
+        from gdkit import tables
+
+        return tables.to_xarray(self)
+
+    def to_pandas(self, hparams: dict | None = None):
+        """A tidy pandas DataFrame, one row per run (see `gdkit.tables.columns`): the names,
+        every hyperparameter (`hparams` adds more, e.g. the optimizer's defaults), the axes,
+        x0 and final_x as arrays, the outcome with nullable steps_to_tol. Needs pandas."""
+        from gdkit import tables
+
+        return tables.to_pandas(self, hparams)
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -273,6 +327,8 @@ class SweepResult:
             "divergence_threshold": self.divergence_threshold,
             "compile_time": self.compile_time,
             "run_time": self.run_time,
+            "param_names": list(self.param_names),
+            "pytree": _pytree_spec(self.unravel),
         }
         arrays["meta"] = np.array(json.dumps(meta))
         folder = os.path.dirname(os.path.abspath(path))
@@ -311,7 +367,13 @@ class SweepResult:
             if fmt == _FORMAT_1 and meta.get("tol_metric") == "grad_norm":
                 status = fields["status"].astype("<U10")
                 fields["status"] = np.where(status == "converged", "stationary", status)
+            meta["param_names"] = tuple(meta.get("param_names", ()))
+            spec = meta.pop("pytree", None)
             result = cls(axes=axes, **meta, **fields)
+            if spec is not None:
+                from gdkit.objectives.pytree import Layout
+
+                result.unravel = Layout.from_spec(spec)
             for k in _PER_LANE:
                 shape = np.shape(getattr(result, k))
                 if shape[: len(result.shape)] != result.shape:
@@ -329,6 +391,14 @@ class SweepResult:
             f"SweepResult({self.objective!r}, {self.optimizer!r}, {dims}, "
             f"steps={self.steps}, {self.counts()})"
         )
+
+
+def _pytree_spec(unravel: Any) -> Any:
+    """The JSON of a pytree x0's structure (see `gdkit.objectives.pytree.Layout.spec`), or
+    None: the result of a flat objective, or of a tree `save` cannot describe."""
+    from gdkit.objectives.pytree import Layout
+
+    return unravel.spec() if isinstance(unravel, Layout) else None
 
 
 def _py(v: Any) -> Any:

@@ -116,7 +116,6 @@ SWEEP = [
     P(lambda t: sw(optimizer=3), ["optimizer"], id="optimizer-int"),
     P(lambda t: sw(optimizer="adma"), ["optimizer", "adma"], id="optimizer-unknown"),
     # grid: its shape and keys
-    P(lambda t: sw(grid=None), ["grid"], id="grid-none"),
     P(lambda t: sw(grid=[0.1]), ["grid"], id="grid-list"),
     P(lambda t: sw(grid={"learning_rate": []}), ["learning_rate"], id="grid-empty-values"),
     P(lambda t: sw(grid={"learning_rate": [[0.1]]}), ["learning_rate"], id="grid-2d"),

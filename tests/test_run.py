@@ -393,3 +393,49 @@ def test_summary_warns_when_tol_is_below_float32_resolution(finished):
     r.tol = 1e-7
     (warning,) = [w for w in summarize(r).warnings if "float32 steps" in w]
     assert "0.4 float32 steps (2.4e-07 each near f* = 2)" in warning
+
+
+def test_runs_parquet_holds_runs_csv_typed(finished):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    path, _ = finished
+    df = pd.read_parquet(path / "runs.parquet")
+    with open(path / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(df) == len(rows) and df.run_id.tolist() == [int(r["run_id"]) for r in rows]
+    for got, row in zip(df.itertuples(), rows, strict=True):
+        assert np.float32(got.final_loss) == np.float32(row["final_loss"])
+        # a list as long as the objective's dimension (parabola 1, rosenbrock 2)
+        cells = [row[c] for c in ("final_x_0", "final_x_1") if row[c]]
+        assert [np.float32(v) for v in got.final_x] == [np.float32(c) for c in cells]
+        assert list(got.x0) == [float(row[c]) for c in ("x0_0", "x0_1") if row[c]]
+        assert got.status == row["status"] and got.objective == row["objective"]
+        # no sentinel: a run that did not reach tol has no steps_to_tol
+        assert pd.isna(got.steps_to_tol) == (row["steps_to_tol"] == "-1")
+    assert df.final_loss.dtype == np.float32
+    hp = df.columns.tolist()[3:8]  # the hyperparameters come together, after the names
+    assert hp == ["learning_rate", "b1", "b2", "eps", "start"]
+    nullable = pd.read_parquet(path / "runs.parquet", dtype_backend="numpy_nullable")
+    assert str(nullable.steps_to_tol.dtype) == "Int64"
+    reached = [int(r["steps_to_tol"]) for r in rows if r["steps_to_tol"] != "-1"]
+    assert df.steps_to_tol.mean() == pytest.approx(np.mean(reached))
+    assert df[df.optimizer == "adam"].b1.eq(0.8).all() and df[df.optimizer == "gd"].b1.isna().all()
+
+
+def test_without_pyarrow_runs_csv_alone_with_a_note(finished, tmp_path, monkeypatch):
+    import builtins
+
+    path, _ = finished
+    pairs = [({}, r) for r in rundir.load_results(path)]
+    real = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name.split(".")[0] == "pyarrow":
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    notes = rundir.finish(tmp_path, pairs, {"name": "x"})
+    assert notes == ["runs.parquet not written: pyarrow is missing (pip install 'gdkit[data]')"]
+    assert (tmp_path / "runs.csv").is_file() and not (tmp_path / "runs.parquet").exists()
+    assert json.loads((tmp_path / "meta.json").read_text())["notes"] == notes

@@ -184,8 +184,8 @@ def resolve(
     objective,
     optimizer,
     *,
-    grid,
     steps,
+    grid=None,
     x0=None,
     seeds=None,
     tol=None,
@@ -200,6 +200,7 @@ def resolve(
     engine="auto",
 ) -> Plan:
     """Checks and resolves `sweep`'s arguments (see there)."""
+    objective, x0 = _resolve.pytree_objective(objective, x0)
     obj = as_objective(objective, "sweep: objective")
     make, opt_name, opt_key = _resolve.optimizer(optimizer)
     steps = _checks.integer("sweep", "steps", steps, 1, MAX_STEPS)
@@ -219,7 +220,7 @@ def resolve(
     if record_every is not None:
         record_every = _checks.integer("sweep", "record_every", record_every, 1, steps)
     dtype = _resolve.dtype(dtype)
-    g = _lanes.parse_grid(grid)
+    g = _lanes.parse_grid({} if grid is None else grid)
     _resolve.check_hparams(optimizer, make, opt_name, g)
     starts = _lanes.parse_starts(x0, obj.x0, obj.dim)
     n_seeds = _lanes.count_seeds(seeds)

@@ -34,6 +34,22 @@ def batch_size(value, obj: Objective) -> int | None:
         raise ValueError(f"sweep: {e}") from None
 
 
+def pytree_objective(objective, x0) -> tuple[Any, Any]:
+    """(objective, x0), flattened when x0 is a parameter pytree (or a list of them): then
+    `objective` is the user's `fn(params) -> scalar` and becomes an `Objective` of the flat
+    vector, named coordinates and `unravel` included, and x0 its flat starts [S, d]."""
+    from gdkit.objectives import pytree
+
+    if not pytree.is_points(x0):
+        return objective, x0
+    if isinstance(objective, Objective | str) or not callable(objective):
+        raise TypeError(
+            "sweep: a pytree x0 needs the objective as a function of that pytree "
+            f"(fn(params) -> scalar), got {_checks.short(objective)}"
+        )
+    return pytree.from_pytree(objective, x0)
+
+
 def needs_residuals(optimizer) -> bool:
     from gdkit.optimizers import needs_residual_fn
 

@@ -43,8 +43,8 @@ def sweep(
     objective: Objective | str,
     optimizer: str | Callable[..., Any],
     *,
-    grid: Mapping[str, Any],
     steps: int,
+    grid: Mapping[str, Any] | None = None,
     x0: Any = None,
     seeds: int | Sequence[int] | None = None,
     tol: float | None = None,
@@ -66,15 +66,19 @@ def sweep(
     """Runs `optimizer` on `objective` for every grid point x start x seed, as one program.
 
     Args:
-      objective: an `Objective` or a registered name (`gdkit.objectives.names()`).
+      objective: an `Objective` or a registered name (`gdkit.objectives.names()`); with a
+        pytree `x0`, a function `fn(params) -> scalar` of that pytree.
       optimizer: a name (`gdkit.optimizers`, else an optax alias; "gd" is `optax.sgd`) or a
         factory `(**hparams) -> optax.GradientTransformation`.
       grid: hyperparameter -> 1-D values (swept; outer product in the order given) or a
         scalar (fixed). Float values are array arguments: new values never recompile. Other
-        values (bool, int, str) are structural: one program per swept value.
+        values (bool, int, str) are structural: one program per swept value. None (the
+        default): nothing swept, one lane per start (and seed).
       steps: optimizer steps per lane.
       x0: starts [S, d] or one start [d]; default the objective's customary start. See
-        `gdkit.starts` for grids and random start sets.
+        `gdkit.starts` for grids and random start sets. Or a parameter pytree (a dict of
+        arrays, ...), or a list of them: flattened at this boundary (coordinates named by tree
+        paths, `w1[0,3]`; `SweepResult.final_params` gives pytrees back).
       seeds: N (seeds 0..N-1) or a list of seeds: adds a `seed` axis with a PRNG key per lane,
         used by stochastic parts (`noise`).
       tol: a lane is "converged" when f - f_min falls to tol and stays there; when f_min is
@@ -278,6 +282,8 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
         diverged_step=np.where(diverged, div, -1).reshape(shape),
         history=out["history"].reshape(*shape, -1),
         history_steps=_lanes.record_steps(p.segments, p.steps),
+        param_names=p.obj.param_names,
+        unravel=p.obj.unravel,
         **times,
     )
 

@@ -382,7 +382,9 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
     }
     hparams = [experiment.hparams_of(job) for job, _ in pairs]
     names = [job.objective.param_names for job, _ in pairs]
-    rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta, names)
+    notes = rundir.finish(run_dir, list(zip(hparams, results, strict=True)), meta, names)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return results, meta
 
 

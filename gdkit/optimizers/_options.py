@@ -16,6 +16,7 @@ import optax
 Schedule = str
 SCHEDULES = ("constant", "exponential_decay", "cosine_decay", "warmup_cosine")
 SCHEDULE_KEYS = ("schedule", "decay_steps", "decay_rate", "alpha", "warmup_steps")
+SCHEDULE_ONLY = ("decay_rate", "alpha")  # numbers that mean something only to some schedules
 
 # Option name -> default. `None` means "off".
 OPTIONS: dict[str, Any] = {
@@ -112,6 +113,8 @@ def wrap(
         parts.append(optax.clip(clip))
     if clip_norm is not None:
         parts.append(optax.clip_by_global_norm(clip_norm))
+    if not parts:  # no chain of one: the state keeps `inner`'s own structure (optax's)
+        return optax.with_extra_args_support(inner)
     return optax.chain(*parts, inner)
 
 

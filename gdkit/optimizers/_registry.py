@@ -89,11 +89,19 @@ def register(name: str, description: str, kind: str = "first_order") -> Callable
         hparams = {p.name: p.default for p in sig.parameters.values()}
         options = {k: v for k, v in _options.OPTIONS.items() if k not in hparams}
 
+        defaults = {**hparams, **options}
+
         @functools.wraps(build)
         def factory(*args, **kwargs) -> optax.GradientTransformationExtraArgs:
             given = _bind(name, hparams, options, args, kwargs)
+            # None where the signature shows None means "the default" (see `_published`)
+            given = {
+                k: v
+                for k, v in given.items()
+                if v is not None or _published(k, defaults[k]) is not None
+            }
             for key, value in given.items():
-                _check_value(name, key, value, {**hparams, **options}[key])
+                _check_value(name, key, value, defaults[key])
             opts = {k: given.pop(k) for k in list(given) if k in options}
             _options.check_schedule(name, opts)
             sched = {k: opts.pop(k) for k in list(opts) if k in _options.SCHEDULE_KEYS}
@@ -104,18 +112,33 @@ def register(name: str, description: str, kind: str = "first_order") -> Callable
             opt = _options.wrap(build(**hp), **opts)
             return opt if kind == "first_order" else _needs_value_fn(name, opt)
 
+        own = [p.replace(default=_published(p.name, p.default)) for p in sig.parameters.values()]
         extra = [
-            inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+            inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=_published(k, v))
             for k, v in options.items()
         ]
         factory.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[*sig.parameters.values(), *extra],
+            parameters=[*own, *extra],
             return_annotation=optax.GradientTransformationExtraArgs,
         )
         _REGISTRY[name] = OptimizerInfo(name, description, kind, hparams, options, factory)
         return factory
 
     return deco
+
+
+def _published(key: str, default: Any) -> Any:
+    """The default the public factory's signature shows for `key`: None ("the default") for the
+    structural integers and the schedule-only numbers, the true default otherwise.
+
+    `optax.inject_hyperparams(factory)` binds the factory's signature with its defaults and
+    turns every int or float argument into an array in its state (traced under `jit`), passing
+    None, strings and bools through as static values. So what must stay a Python int (a shape,
+    a loop length, a schedule's length) or applies only to a schedule that is not chosen
+    shows None there, and the factory reads None as "the default"; the numeric hyperparameters
+    keep their numbers and become injectable.
+    """
+    return None if key in _INTS or key in _options.SCHEDULE_ONLY else default
 
 
 def names() -> list[str]:
@@ -212,6 +235,11 @@ def _check_value(name: str, key: str, value: Any, default: Any) -> None:
             raise ValueError(f"{where} must be True or False, got {short(value)}")
         return
     if key in _INTS:
+        if isinstance(value, jax.Array):
+            raise ValueError(
+                f"{where} must be a Python int (it fixes a shape, a loop length or a schedule), "
+                f"got a JAX array; under optax.inject_hyperparams name it in static_args"
+            )
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise ValueError(f"{where} must be a Python int, got {short(value)}")
         if value < _INTS[key]:
