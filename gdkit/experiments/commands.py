@@ -343,11 +343,12 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
         checkpoint=_checkpoints_in(run_dir, cfg),
     )
     results = [r for _, r in pairs]
-    if cfg.plots:
+    if cfg.plots.kinds:
         from gdkit import plots
 
         objectives = {job.objective.name: job.objective for job, _ in pairs}
-        plots.draw(results, objectives, run_dir / "plots", kinds=tuple(cfg.plots))
+        kinds = tuple(cfg.plots.kinds)
+        plots.draw(results, objectives, run_dir / "plots", kinds=kinds, paths=cfg.plots.paths)
     meta = {
         "name": cfg.name,
         "gdkit": __version__,
@@ -407,7 +408,7 @@ def plot(args) -> int:
     with user_errors():
         results = rundir.load_results(run_dir)
         cfg = config_mod.load(run_dir / "config.yaml", check=False, allow_import=args.allow_import)
-    kinds = tuple(cfg.plots) if args.kinds is None else tuple(args.kinds.split(","))
+    kinds = tuple(cfg.plots.kinds) if args.kinds is None else tuple(args.kinds.split(","))
     unknown = sorted(set(kinds) - set(config_mod.PLOTS))
     if unknown:
         raise UserError(
@@ -419,6 +420,7 @@ def plot(args) -> int:
     with user_errors():  # an import path (--allow-import) that names no objective here, say
         config_mod.check_names(cfg)
     objectives = {job.objective.name: job.objective for job in experiment.plan(cfg)}
-    for path in plots.draw(results, objectives, run_dir / "plots", kinds=kinds):
+    drawn = plots.draw(results, objectives, run_dir / "plots", kinds=kinds, paths=cfg.plots.paths)
+    for path in drawn:
         print(path)
     return 0

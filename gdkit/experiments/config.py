@@ -22,13 +22,14 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from gdkit import _memory
 from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_yaml, short
 
-PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
+PLOTS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
 OBJECTIVE_SETTINGS = ("batch_size",)
 # A finite number: NaN and infinity are refused wherever a config takes a number.
@@ -166,6 +167,16 @@ class OptimizerSpec(BaseModel):
         return out
 
 
+class PlotSpec(_Strict):
+    """`plots:` as a mapping: which figures (`kinds`, as the list form gives them) and, for the
+    contour plot, the grid points whose paths to draw (`paths`: one mapping of every swept
+    hyperparameter of an optimizer to one of its swept values each, e.g.
+    `{learning_rate: 0.1}`; each applies to the optimizers that sweep exactly those keys)."""
+
+    kinds: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    paths: list[dict[str, Number | str]] = []
+
+
 class DefaultStarts(_Strict):
     kind: Literal["default"] = "default"
 
@@ -213,10 +224,23 @@ class ExperimentConfig(_Strict):
     dtype: Literal["float32", "float64"] = "float32"
     platform: Literal["auto", "cpu", "gpu"] = "auto"
     record_every: Annotated[StrictInt, Field(ge=1)] | None = None
-    plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    # A list of kinds (the short form) or a PlotSpec; always a PlotSpec once validated.
+    plots: list[Literal[PLOTS]] | PlotSpec = PlotSpec()  # type: ignore[valid-type]
     distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed
     checkpoint_every: Annotated[Number, Field(ge=0)] = 5.0  # seconds between sweep checkpoints
     noise: Annotated[Number, Field(gt=0)] | None = None  # gradient noise sigma (needs seeds)
+
+    @field_validator("plots", mode="after")
+    @classmethod
+    def _plots_list(cls, value):
+        """`plots: [contour, loss]` is short for `plots: {kinds: [contour, loss]}`."""
+        return PlotSpec(kinds=value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _paths_on_the_grid(self):
+        for i, at in enumerate(self.plots.paths):
+            check_path(self.optimizers, at, f"plots.paths.{i}")
+        return self
 
     @model_validator(mode="after")
     def _record_within_steps(self):
@@ -231,6 +255,36 @@ class ExperimentConfig(_Strict):
                         f"record_every: must be at most {where} ({steps}), got {self.record_every}"
                     )
         return self
+
+
+def check_path(optimizers: list[OptimizerSpec], at: dict[str, Any], key: str) -> None:
+    """A `plots.paths` entry must name every swept hyperparameter of at least one optimizer,
+    with one of its swept values each."""
+    grids = {o.name: o.swept() for o in optimizers}
+    matching = [name for name, g in grids.items() if sorted(g) == sorted(at)]
+    if not at or not matching:
+        choices = sorted({", ".join(sorted(g)) for g in grids.values() if g})
+        raise ValueError(
+            f"{key}: {short(at)} must give every swept hyperparameter of an optimizer; "
+            f"swept sets: {'; '.join(f'[{c}]' for c in choices) or 'none'}"
+        )
+    for name in matching:
+        for k, v in at.items():
+            values = grids[name][k]
+            if isinstance(values, np.ndarray):
+                ok = isinstance(v, int | float) and bool(
+                    np.any(np.isclose(values, float(v), rtol=1e-9, atol=0.0))
+                )
+            else:
+                ok = str(v) in values
+            if not ok:
+                shown = ", ".join(
+                    f"{float(x):.4g}" if isinstance(x, float) else str(x) for x in list(values)[:8]
+                )
+                more = ", ..." if len(values) > 8 else ""
+                raise ValueError(
+                    f"{key}.{k}: {short(v)} is not a swept value of {name}'s {k} ({shown}{more})"
+                )
 
 
 def load(

@@ -202,3 +202,27 @@ def log_levels(gap: np.ndarray, n: int = 24) -> np.ndarray:
 def shorten(title: str, width: int = 70) -> str:
     """A figure title that fits: long objective labels are cut with an ellipsis."""
     return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def title(target, text: str, width: int = 64, **kwargs) -> None:
+    """Sets the title of an axes (or a figure's suptitle) wrapped at `width` characters (an
+    objective named with its parameters, `curve_fit(n=40, a=1.5, ...)`, would otherwise run
+    past the figure's edge)."""
+    import textwrap
+
+    lines = [w for line in text.split("\n") for w in textwrap.wrap(line, width) or [""]]
+    setter = target.set_title if hasattr(target, "set_title") else target.suptitle
+    setter("\n".join(lines), **kwargs)
+
+
+def axis_names(objective: Objective) -> tuple[str, str]:
+    """The two coordinates' names for axis labels: the objective's own parameter names
+    (curve_fit's a and b) or x₀, x₁."""
+    if objective.param_names:
+        return objective.param_names[0], objective.param_names[1]
+    return "x₀", "x₁"
+
+
+def legend_below(fig: Figure, handles: list, ncol: int = 2) -> None:
+    """The legend outside the axes, under them, so that it never hides data."""
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)

@@ -82,8 +82,8 @@ def _line(fig, objective, best, names) -> None:
         handles.append(Line2D([], [], color="k", lw=1.2, ls="--", label=label))
     ax.set(xlabel=data.feature_names[0], ylabel=data.target_name)
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{objective.name}: fitted model over the data")
-    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    c.title(ax, f"{objective.name}: fitted model over the data")
+    c.legend_below(fig, handles, ncol=1)
 
 
 def _plane(fig, objective, best, names) -> None:
@@ -108,4 +108,4 @@ def _plane(fig, objective, best, names) -> None:
         f"{objective.name}: best fit ({res.optimizer})\n{_params(x, names)}, loss {loss:.4g}",
         fontsize=10,
     )
-    ax.legend(handles=handles, fontsize=8, loc="upper left", framealpha=0.9)
+    c.legend_below(fig, handles, ncol=3)
