@@ -296,7 +296,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
 def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
     """Runs the sweeps a run directory lacks and writes it whole (the caller holds its lock)."""
-    from gdkit.experiments.summary import rich_table
+    from gdkit.experiments.summary import print_summary
 
     console.print(f"run directory: {run_dir}", highlight=False)
     try:
@@ -311,7 +311,7 @@ def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
             f"{what}; {run_dir} is left incomplete: once there is room, resume it with: "
             f"gdkit run --resume {run_dir}"
         ) from e
-    console.print(rich_table(results))
+    print_summary(console, results)
     console.print(
         f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
         f"{meta['lanes']:,} lanes",
@@ -388,12 +388,21 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
 def show(args) -> int:
     import pathlib
 
-    from gdkit.experiments import rundir
-    from gdkit.experiments.summary import rich_table
+    from gdkit.experiments import report, rundir
+    from gdkit.experiments.summary import print_summary
 
+    run_dir = pathlib.Path(args.run_dir)
     with user_errors():
-        results = rundir.load_results(pathlib.Path(args.run_dir))
-    rich_console().print(rich_table(results))
+        results = rundir.load_results(run_dir)
+    print_summary(rich_console(), results)
+    if getattr(args, "open", False):
+        import webbrowser
+
+        path = run_dir / report.REPORT
+        if not path.is_file():  # a run directory from before report.html
+            path = report.write(run_dir, results)
+        print(path)
+        webbrowser.open(path.resolve().as_uri())
     return 0
 
 
@@ -423,4 +432,8 @@ def plot(args) -> int:
     drawn = plots.draw(results, objectives, run_dir / "plots", kinds=kinds, paths=cfg.plots.paths)
     for path in drawn:
         print(path)
+    if rundir.is_complete(run_dir):  # the report embeds the figures: keep it in step
+        from gdkit.experiments import report
+
+        report.write(run_dir, results)
     return 0
