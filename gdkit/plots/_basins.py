@@ -154,7 +154,7 @@ def basins(
     cmap = ListedColormap([col for col, _ in cats])
     norm = BoundaryNorm(np.arange(len(cats) + 1) - 0.5, len(cats))
 
-    fig = c.new_figure(7.0, 7.0)
+    fig = c.new_figure(7.0, 6.4)
     ax = fig.add_subplot()
     xlim, ylim = c.view_box(objective)
     gx, gy = _as_grid(starts)
@@ -230,7 +230,6 @@ def basins(
         f"final point is within {radius:.2g} of it",
         fontsize=10,
     )
-    fig.set_size_inches(7.0, 6.4 + 0.16 * len(handles))
     c.legend_below(fig, handles, ncol=1)
     return fig
 

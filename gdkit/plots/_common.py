@@ -224,5 +224,14 @@ def axis_names(objective: Objective) -> tuple[str, str]:
 
 
 def legend_below(fig: Figure, handles: list, ncol: int = 2) -> None:
-    """The legend outside the axes, under them, so that it never hides data."""
+    """The legend outside the axes, under them, so that it never hides data (the figure grows
+    by its height); in fewer than
+    `ncol` columns where its longest entry would not fit the figure's width (8 pt text is
+    about 4.6 pt a character; a handle and the gap take about 8 characters)."""
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    fits = int(fig.get_figwidth() * 72 / 4.6) // (longest + 8)
+    ncol = max(1, min(ncol, fits))
+    rows = -(-len(handles) // ncol)
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + 0.16 * rows)  # the legend's rows come on top of the plot's height
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)

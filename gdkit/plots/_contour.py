@@ -164,13 +164,13 @@ def contour(
             ax.set_visible(False)
         groups = [[p] for p in drawn]
     else:
-        fig = c.new_figure(7.2, 6.6)
+        fig = c.new_figure(7.2, 6.0)
         axes = [fig.add_subplot()]
         groups = [drawn]
     filled = None
-    for ax, group in zip(axes, groups, strict=False):
+    for k, (ax, group) in enumerate(zip(axes, groups, strict=False)):
         filled = _background(ax, objective, X, Y, Z)
-        _draw_paths(ax, group, small=panels, objective=objective)
+        _draw_paths(ax, group, small=panels, objective=objective, first=k)
         for m in objective.minima:
             ax.plot(
                 *m.x, "*", ms=15 if not panels else 10, color="gold", mec="k", mew=0.8, zorder=50
@@ -305,11 +305,13 @@ def wanders(points: np.ndarray | None, objective: Objective) -> bool:
     return length > WANDERS * diag
 
 
-def _draw_paths(ax, group: Sequence[Path], small: bool, objective: Objective) -> None:
+def _draw_paths(
+    ax, group: Sequence[Path], small: bool, objective: Objective, first: int = 0
+) -> None:
     """Draws `group`'s paths so that none hides another: wandering paths first, thin and
     light; then the widest extent first, each later (smaller) one narrower and above, so a
-    path under another shows as its coloured edges. Each path line carries gid "path:<i>"
-    (for checks: scripts/check_figures.py)."""
+    path under another shows as its coloured edges. Each path line carries gid "path:<k>",
+    k = `first` + its index in `group` (for checks: scripts/check_figures.py)."""
     wandering = [wanders(p.points, objective) for p in group]
     order = sorted(range(len(group)), key=lambda i: (not wandering[i], -_extent(group[i])))
     n = len(order)
@@ -332,7 +334,7 @@ def _draw_paths(ax, group: Sequence[Path], small: bool, objective: Objective) ->
             alpha=alpha,
             zorder=z,
             solid_capstyle="round",
-            gid=f"path:{i}",
+            gid=f"path:{first + i}",
             **style,
         )
         wider = n - 1 - rank  # earlier paths get wider lines and larger markers

@@ -27,7 +27,7 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
         raise c.NotApplicable("epochs: needs a data objective swept over batch_size")
     n = data.n
     lines = [(r, j) for r in with_batches for j in range(len(r.axes["batch_size"]))]
-    fig = c.new_figure(7.2, 5.0)
+    fig = c.new_figure(7.2, 4.6)
     ax = fig.add_subplot()
     picked = []
     for r, j in lines:

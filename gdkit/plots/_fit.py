@@ -47,7 +47,7 @@ def fit(results: Sequence[SweepResult], objective: Objective) -> Figure:
     if not best:
         raise c.NotApplicable("fit: every run diverged")
     names = objective.names_of_params
-    fig = c.new_figure(7.2, 5.2 if k == 1 else 5.8)
+    fig = c.new_figure(7.2, 4.8 if k == 1 else 5.4)
     if k == 1:
         _line(fig, objective, best, names)
     else:

@@ -36,7 +36,7 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         raise c.NotApplicable("loss: no results")
     name = objective.name if objective is not None else results[0].objective
     f_min = results[0].f_min
-    fig = c.new_figure(7.2, 5.0)
+    fig = c.new_figure(7.2, 4.6)
     ax = fig.add_subplot()
     curves, handles = [], []
     for res, color in zip(results, c.colors(len(results)), strict=True):
@@ -104,8 +104,6 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         c.title(ax, f"{name}: loss at each optimizer's best hyperparameters")
     else:
         c.title(ax, f"{name} ({data.n} samples): training loss, best hyperparameters")
-    rows = -(-len(handles) // 2)  # the legend below takes its rows' height, not the plot's
-    fig.set_size_inches(7.2, 4.4 + 0.17 * rows)
     c.legend_below(fig, handles, ncol=2)
     return fig
 

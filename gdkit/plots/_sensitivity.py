@@ -130,10 +130,10 @@ def lr_sensitivity(results: Sequence[SweepResult], objective: Objective | None =
     multi = any(cv.runs > 1 for *_, cv in curves)
 
     if multi:
-        fig = c.new_figure(7.2, 6.2)
+        fig = c.new_figure(7.2, 5.6)
         ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     else:
-        fig = c.new_figure(7.2, 5.0)
+        fig = c.new_figure(7.2, 4.4)
         ax, ax2 = fig.add_subplot(), None
     top = blended_transform_factory(ax.transData, ax.transAxes)
     handles = []
