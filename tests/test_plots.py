@@ -278,7 +278,7 @@ def test_fit_draws_the_fitted_line_or_plane_of_regression_objectives(tmp_path):
     for p in paths:
         assert_plausible_png(p)
     fig = plots.fit(rc, curve)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # the legend sits below
     assert labels[0] == "data (n=40)" and labels[-1].startswith("optimum: a=1.479, b=0.8096")
     loss_fig = plots.loss([rl], linear)
     assert "best fit" in loss_fig.axes[0].get_ylabel()

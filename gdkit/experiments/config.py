@@ -258,33 +258,39 @@ class ExperimentConfig(_Strict):
 
 
 def check_path(optimizers: list[OptimizerSpec], at: dict[str, Any], key: str) -> None:
-    """A `plots.paths` entry must name every swept hyperparameter of at least one optimizer,
-    with one of its swept values each."""
-    grids = {o.name: o.swept() for o in optimizers}
-    matching = [name for name, g in grids.items() if sorted(g) == sorted(at)]
+    """A `plots.paths` entry must name every swept hyperparameter of at least one optimizer
+    and give, for at least one such optimizer, one of its swept values each (it applies to
+    those optimizers whose grid holds the point)."""
+    grids = [(o.name, o.swept()) for o in optimizers]
+    matching = [(name, g) for name, g in grids if g and sorted(g) == sorted(at)]
     if not at or not matching:
-        choices = sorted({", ".join(sorted(g)) for g in grids.values() if g})
+        choices = sorted({", ".join(sorted(g)) for _, g in grids if g})
         raise ValueError(
             f"{key}: {short(at)} must give every swept hyperparameter of an optimizer; "
             f"swept sets: {'; '.join(f'[{c}]' for c in choices) or 'none'}"
         )
-    for name in matching:
-        for k, v in at.items():
-            values = grids[name][k]
-            if isinstance(values, np.ndarray):
-                ok = isinstance(v, int | float) and bool(
-                    np.any(np.isclose(values, float(v), rtol=1e-9, atol=0.0))
-                )
-            else:
-                ok = str(v) in values
-            if not ok:
-                shown = ", ".join(
-                    f"{float(x):.4g}" if isinstance(x, float) else str(x) for x in list(values)[:8]
-                )
-                more = ", ..." if len(values) > 8 else ""
-                raise ValueError(
-                    f"{key}.{k}: {short(v)} is not a swept value of {name}'s {k} ({shown}{more})"
-                )
+    misses = []
+    for name, grid in matching:
+        miss = next((k for k, v in at.items() if not _swept_value(grid[k], v)), None)
+        if miss is None:
+            return
+        misses.append((name, miss, grid[miss]))
+    k = misses[0][1]
+    shown = "; ".join(f"{name}: {_some(values)}" for name, kk, values in misses if kk == k)
+    raise ValueError(f"{key}.{k}: {short(at[k])} is not a swept value of {k} ({shown})")
+
+
+def _swept_value(values, v) -> bool:
+    if isinstance(values, np.ndarray):
+        return isinstance(v, int | float) and bool(
+            np.any(np.isclose(values, float(v), rtol=1e-9, atol=0.0))
+        )
+    return str(v) in values
+
+
+def _some(values, n: int = 6) -> str:
+    shown = [f"{float(x):.4g}" if isinstance(x, float | np.floating) else str(x) for x in values]
+    return ", ".join(shown[:n]) + (", ..." if len(shown) > n else "")
 
 
 def load(
@@ -352,7 +358,9 @@ def check_imports(config: ExperimentConfig, allow_import: bool) -> None:
 
 def _first_error(e: ValidationError) -> str:
     errors = e.errors(include_url=False)
-    err = errors[0]
+    # Of a union (plots: a list or a mapping), report the member the input was meant for: not
+    # "should be a valid list" when a mapping was given and its own member has the error.
+    err = next((x for x in errors if x["type"] != "list_type"), errors[0])
     # A custom check's message names its own key ("record_every: ..."): keep it as it is.
     if err["type"] == "value_error" and not err["loc"]:
         return err["msg"].removeprefix("Value error, ")
@@ -410,7 +418,9 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
         field = model.model_fields.get(part)
         if field is None:
             return model
-        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
+        args = getattr(field.annotation, "__args__", (field.annotation,))
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        inner = models[0] if models else args[0]  # of a union (plots), its model member
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             model = inner
     return model
