@@ -64,7 +64,7 @@ def test_help_texts_say_what_each_command_takes(capsys):
 
     plot = _help(["plot"], capsys)
     assert all(kind in plot for kind in PLOTS) and "epochs" in plot
-    assert "objectives and optimizers" in _help(["list"], capsys)
+    assert "the objectives and the optimizers gdkit knows" in _help(["list"], capsys)
     run = _help(["run"], capsys)
     assert "Config keys:" in run and all(key in run for key in ExperimentConfig.model_fields)
     assert "report.html" in run
