@@ -3,8 +3,11 @@
 `draw` writes every figure that applies to an experiment's results as PNGs; each kind is also
 a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to close):
 
-- `contour(results, objective)`: the best run of each optimizer over the contours (2-D).
-- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters.
+- `contour(results, objective, paths=None)`: the best run of each optimizer, or the runs at
+  chosen grid points, over the contours (2-D); every path stays visible.
+- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters
+  (one band per minimum reached where the minima differ in value).
+- `epochs(results, objective)`: loss against passes over the data, one line per batch size.
 - `lr_sensitivity(results, objective)`: final f - f* against learning rate, and gradient
   descent's stability edge 2/L where a minimum is known.
 - `surface(objective)`: the objective as a 3-D surface (2-D).

@@ -384,7 +384,11 @@ def _marker_handles(objective: Objective, drawn: Sequence[Path]) -> list:
             Line2D([], [], ls="", marker="X", ms=8, color="0.3", mec="k", label="last finite point")
         )
     if any(
-        p.full and p.points is not None and len(_iterates(p.points)) <= MARK_ITERATES for p in drawn
+        p.full
+        and p.points is not None
+        and len(_iterates(p.points)) <= MARK_ITERATES
+        and not wanders(p.points, objective)
+        for p in drawn
     ):
         handles.append(
             Line2D([], [], ls="", marker="o", ms=3, color="0.5", mec="k", mew=0.3, label="iterate")
