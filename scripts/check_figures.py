@@ -127,7 +127,7 @@ def check_figure(fig, name: str, objective=None) -> list[str]:
         for gid, share in exposed_shares(ax).items():
             if share < MIN_EXPOSED:
                 problems.append(f"{name}: {gid} shows along only {share:.0%} of its length")
-        if getattr(ax, "name", "") == "3d":
+        if getattr(ax, "name", "") == "3d" and name.startswith("surface"):  # stars = minima
             if ax.computed_zorder:
                 problems.append(f"{name}: 3-D axes sort by depth; the minima may hide")
             surfaces = [

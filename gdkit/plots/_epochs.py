@@ -60,7 +60,16 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
         # Records further apart than an epoch (the full batch: one record per record_every
         # epochs) are marked, so that a straight segment between them is not read as data.
         sparse = len(x) > 1 and np.min(np.diff(x)) > 1.0
-        ax.plot(x, mid, color=color, lw=1.8, label=label, marker="o" if sparse else None, ms=3)
+        ax.plot(
+            x,
+            mid,
+            color=color,
+            lw=1.8,
+            label=label,
+            marker="o" if sparse else None,
+            ms=3,
+            markevery=0.01,  # every record where they are apart, thinned where they crowd
+        )
     if with_batches[0].f_min is not None:
         ax.set_yscale("log")
         ax.set_ylabel("loss − loss*  (excess over the best fit)")
