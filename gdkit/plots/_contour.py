@@ -277,13 +277,12 @@ MARK_ITERATES = 80  # paths of at most this many points get a marker at every it
 
 
 def _iterates(points: np.ndarray) -> np.ndarray:
-    """The points up to where the path stops moving (steps under 0.1% of its extent after
-    that): where markers show each iterate."""
-    step = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    moving = np.flatnonzero(
-        step > 1e-3 * max(float(np.linalg.norm(np.ptp(points, axis=0))), 1e-300)
-    )
-    return points[: (moving[-1] + 2) if moving.size else 1]
+    """The points up to where the path has arrived (within 0.1% of its extent of its final
+    point from then on): where markers show each iterate. A path that creeps on to its last
+    step keeps every point (too many to mark)."""
+    extent = max(float(np.linalg.norm(np.ptp(points, axis=0))), 1e-300)
+    far = np.flatnonzero(np.linalg.norm(points - points[-1], axis=1) > 1e-3 * extent)
+    return points[: (far[-1] + 2) if far.size else 1]
 
 
 def _extent(p: Path) -> float:
