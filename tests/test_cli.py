@@ -44,3 +44,30 @@ def test_list_shows_objectives_with_parameters():
         env=None,
     ).stdout
     assert "rosenbrock" in out and "condition_number" in out
+
+
+@pytest.mark.parametrize("at", [["--at=-1.2,1"], ["--at", "-1.2,1"]])
+def test_at_takes_a_negative_value_either_way(at, capsys):
+    assert main(["check-grad", "rosenbrock", *at]) == 0
+    assert "-215.6" in capsys.readouterr().out
+
+
+def _help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_texts_say_what_each_command_takes(capsys):
+    from gdkit.experiments.config import PLOTS, ExperimentConfig
+
+    plot = _help(["plot"], capsys)
+    assert all(kind in plot for kind in PLOTS) and "epochs" in plot
+    assert "the objectives and the optimizers gdkit knows" in _help(["list"], capsys)
+    run = _help(["run"], capsys)
+    assert "Config keys:" in run and all(key in run for key in ExperimentConfig.model_fields)
+    assert "report.html" in run
+    assert "--open" in _help(["show"], capsys)
+    top = _help([], capsys)
+    assert "objectives and optimizers" in top

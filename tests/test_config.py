@@ -91,6 +91,17 @@ def test_resolved_yaml_round_trips(base, tmp_path):
         (["platform=tpu"], "platform: "),
         (["engine=gpu"], "engine: input should be 'auto', 'xla' or 'fused'"),
         (["plots=[contour, pie]"], "plots.1: "),
+        (["plots={kinds: [loss], pathz: []}"], "plots.pathz: unknown key (did you mean 'paths'?)"),
+        (
+            ["plots={paths: [{momentum: 0.9}]}"],
+            "plots.paths.0: {'momentum': 0.9} must give every swept hyperparameter of an "
+            "optimizer; swept sets: [learning_rate]",
+        ),
+        (
+            ["plots={paths: [{learning_rate: 0.001}, {learning_rate: 0.5}]}"],
+            "plots.paths.1.learning_rate: 0.5 is not a swept value of learning_rate (adam: "
+            "0.0001, 0.0001157, 0.000134, 0.0001551, 0.0001795, 0.0002077, ...; gd: 0.001, 0.002)",
+        ),
         (
             ["optimizers.1.learning_rate=-0.1"],
             "optimizers.1.learning_rate: must be finite and in (0",
@@ -147,3 +158,23 @@ def test_bad_files(tmp_path):
     bad.write_text("name: t\nsteps: 10\noptimizers: [{name: gd}]\n")
     with pytest.raises(config.ConfigError, match="objectives: required key is missing"):
         config.load(bad)
+
+
+def test_plot_paths_pick_the_lanes_of_their_grid_points(base):
+    """`plots.paths` entries become the flat lane indices whose trajectories are recorded: the
+    first start and seed at that grid point, in the result's C order."""
+    from gdkit.experiments import experiment
+
+    cfg = config.load(
+        base,
+        ["plots={kinds: [contour], paths: [{learning_rate: 0.002}, {learning_rate: 0.001}]}"],
+    )
+    assert cfg.plots.kinds == ["contour"]
+    jobs = experiment.plan(cfg)
+    lanes = [experiment.path_lanes(cfg, job) for job in jobs]
+    # adam sweeps 64 learning rates, not 0.001 nor 0.002 exactly: no lanes; gd has both.
+    assert lanes == [[], [1, 0], [], [1, 0]]
+    short = config.load(base, ["plots=[loss]"])
+    assert short.plots.kinds == ["loss"] and short.plots.paths == []
+    again = config.validate(__import__("yaml").safe_load(config.to_yaml(cfg)))
+    assert again.plots == cfg.plots  # the resolved config round-trips

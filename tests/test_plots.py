@@ -212,14 +212,33 @@ def test_lr_sensitivity_draws_the_edge_and_marks_divergence_beyond_it():
     assert len(vlines) == 1
     assert vlines[0].get_xdata()[0] == pytest.approx(edge, rel=1e-5)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    # Not a quadratic: no edge.
+    # Not a quadratic, but a known minimum: the edge at the minimum is drawn too.
     rosen = objectives.get("rosenbrock")
     r2 = sweep(rosen, "gd", grid={"learning_rate": [1e-4, 1e-3]}, steps=20, progress=False)
-    assert not [
+    edges = [
         ln
         for ln in plots.lr_sensitivity([r2], rosen).axes[0].get_lines()
         if ln.get_color() == "crimson"
     ]
+    assert len(edges) == 1
+    assert edges[0].get_xdata()[0] == pytest.approx(plots.stability_edge(rosen), rel=1e-12)
+    # No known minimum: no edge.
+    mlp = objectives.get("mlp")
+    r3 = sweep(mlp, "gd", grid={"learning_rate": [0.1, 1.0]}, steps=20, progress=False)
+    assert not [
+        ln
+        for ln in plots.lr_sensitivity([r3], mlp).axes[0].get_lines()
+        if ln.get_color() == "crimson"
+    ]
+
+
+def test_stability_edge_of_rosenbrock_matches_the_closed_form():
+    # Hessian at (1, 1): [[802, -400], [-400, 200]]; largest eigenvalue 501 + sqrt(301^2 + 400^2).
+    top = 501.0 + np.sqrt(301.0**2 + 400.0**2)
+    assert top == pytest.approx(1001.6007, abs=1e-4)
+    edge = plots.stability_edge(objectives.get("rosenbrock"))
+    assert edge == pytest.approx(2.0 / top, rel=1e-12)
+    assert round(edge, 7) == 0.0019968
 
 
 def test_contour_uses_the_recorded_trajectory(himmelblau_runs):
@@ -259,7 +278,7 @@ def test_fit_draws_the_fitted_line_or_plane_of_regression_objectives(tmp_path):
     for p in paths:
         assert_plausible_png(p)
     fig = plots.fit(rc, curve)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # the legend sits below
     assert labels[0] == "data (n=40)" and labels[-1].startswith("optimum: a=1.479, b=0.8096")
     loss_fig = plots.loss([rl], linear)
     assert "best fit" in loss_fig.axes[0].get_ylabel()
@@ -272,3 +291,138 @@ def test_fit_draws_the_fitted_line_or_plane_of_regression_objectives(tmp_path):
     r = sweep("booth", "gd", grid={"learning_rate": [0.01, 0.02]}, steps=10, progress=False)
     with pytest.raises(plots.NotApplicable, match="not a data objective"):
         plots.fit([r], objectives.get("booth"))
+
+
+# -- figures that never mislead (the mechanical checks of scripts/check_figures.py) --------
+
+
+def _checks():
+    """scripts/check_figures.py as a module (scripts/ is not a package)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "check_figures.py"
+    spec = importlib.util.spec_from_file_location("check_figures", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_path_check_sees_a_hidden_path():
+    from gdkit.plots._common import new_figure
+
+    checks = _checks()
+    fig = new_figure()
+    ax = fig.add_subplot()
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]])
+    ax.plot(*xy.T, lw=2, zorder=3, gid="path:0")
+    ax.plot(*xy.T, lw=2, zorder=4, gid="path:1")  # the same path, on top, as wide
+    shares = checks.exposed_shares(ax)
+    assert shares["path:0"] == 0.0 and shares["path:1"] == 1.0
+    assert any("path:0" in p for p in checks.check_figure(fig, "contour-x.png"))
+    ax.lines[0].set_linewidth(4)  # wider underneath: its edges show on both sides
+    assert checks.exposed_shares(ax)["path:0"] == 1.0
+
+
+def test_contour_keeps_paths_from_one_start_visible():
+    """peaks from its default start: every optimizer's path begins at the same point (the
+    quickstart's gd path used to vanish under momentum's)."""
+    obj = objectives.get("peaks")
+    rs = [
+        sweep(
+            obj,
+            opt,
+            grid={"learning_rate": lrs},
+            steps=300,
+            tol=1e-6,
+            trajectories="best",
+            progress=False,
+        )
+        for opt, lrs in (("gd", [0.03, 0.05]), ("momentum", [0.01, 0.03]), ("adam", [0.03]))
+    ]
+    fig = plots.contour(rs, obj)
+    checks = _checks()
+    shares = {}
+    for ax in fig.axes:
+        shares.update(checks.exposed_shares(ax))
+    assert sorted(shares) == ["path:0", "path:1", "path:2"]  # one line per optimizer
+    assert min(shares.values()) >= checks.MIN_EXPOSED, shares
+    assert checks.check_figure(fig, "contour-peaks.png", obj) == []
+
+
+def test_contour_draws_the_chosen_grid_points_side_by_side():
+    obj = objectives.get("sphere")
+    r = sweep(
+        obj,
+        "gd",
+        grid={"learning_rate": [0.4, 0.1, 0.01]},
+        steps=50,
+        tol=1e-6,
+        trajectories=[0, 1, 2],
+        progress=False,
+    )
+    paths = [{"learning_rate": 0.4}, {"learning_rate": 0.1}, {"learning_rate": 0.01}]
+    fig = plots.contour([r], obj, paths=paths)
+    drawn = [ln for ax in fig.axes for ln in ax.get_lines() if str(ln.get_gid()).startswith("path")]
+    assert len(drawn) == 3
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    # The three runs lie on one line (x0 -> 0): one panel each, titled by learning rate.
+    assert [t.split("\n")[0] for t in titles] == ["gd (lr=0.4)", "gd (lr=0.1)", "gd (lr=0.01)"]
+    assert _checks().check_figure(fig, "contour-sphere.png", obj) == []
+    # A grid point this sweep does not have falls back to the best run.
+    fig = plots.contour([r], obj, paths=[{"learning_rate": 0.5}])
+    assert "best run" in fig.axes[0].get_title()
+
+
+def test_loss_splits_runs_by_the_minimum_they_end_in():
+    obj = objectives.get("peaks")
+    r = sweep(
+        obj,
+        "gd",
+        grid={"learning_rate": [0.03]},
+        x0=starts.grid(obj, 9),
+        steps=600,
+        tol=1e-6,
+        progress=False,
+    )
+    from gdkit.plots._loss import by_minimum
+
+    groups = by_minimum(r, (0,), obj)
+    names = [g for g, _ in groups]
+    assert names[:3] == ["global min -6.55", "local min -3.05", "local min -0.0649"]
+    gaps = r.final_loss[0].astype(np.float64) - obj.f_min
+    for (_, members), m in zip(groups[:3], sorted(obj.minima, key=lambda m: m.f), strict=True):
+        # Each group's runs end at its own minimum's gap: one band per basin, not one for all.
+        np.testing.assert_allclose(gaps[members], m.f - obj.f_min, atol=1e-4)
+    fig = plots.loss([r], obj)
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert sum("→" in t for t in labels) == len(groups)
+    assert _checks().check_figure(fig, "loss-peaks.png", obj) == []
+
+
+def test_legends_and_titles_stay_clear_of_the_data(himmelblau_runs):
+    obj = objectives.get("himmelblau")
+    checks = _checks()
+    for make in (plots.loss, plots.lr_sensitivity, plots.contour):
+        fig = make(himmelblau_runs, obj)
+        assert checks.check_figure(fig, f"{make.__name__}-himmelblau.png", obj) == []
+    long = objectives.get("curve_fit", n=40, a=1.5, b=0.8, noise=0.1, seed=0)
+    fig = plots.surface(long)
+    assert checks.check_figure(fig, "surface-curve_fit.png", long) == []
+
+
+def test_surface_draws_the_minimum_above_the_surface():
+    obj = objectives.get("curve_fit")
+    fig = plots.surface(obj)
+    ax = fig.axes[0]
+    assert ax.computed_zorder is False  # zorder, not depth, decides: the star stays on top
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
+
+
+def test_basins_say_what_the_radius_means():
+    obj = objectives.get("himmelblau")
+    r = sweep(
+        obj, "gd", grid={"learning_rate": [0.01]}, x0=starts.grid(obj, 4), steps=50, progress=False
+    )
+    title = plots.basins(r, obj).axes[0].get_title()
+    assert f"within {plots.basin_radius(obj):.2g} of it" in title

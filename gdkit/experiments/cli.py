@@ -100,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run an experiment config and write a run directory",
         description="Run every (objective, optimizer) pair of CONFIG as one compiled sweep each "
         "and write <out>/<name>-<YYYYmmdd-HHMMSS>/ (config.yaml, meta.json, runs.csv, "
-        "curves.npz, summary.md, plots/). The run directory's path is the last line printed.",
+        "curves.npz, summary.md, report.html, plots/). The run directory's path is the last "
+        f"line printed. Config keys: {_config_keys()}; see configs/*.yaml for worked examples "
+        "and the README's 'Experiments from a config' for each key.",
     )
     p.add_argument(
         "config", nargs="?", help="a YAML experiment config, e.g. configs/quickstart.yaml"
@@ -147,10 +149,15 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "show",
-        help="print a run directory's summary table again",
-        description="Print the summary table of a finished run directory.",
+        help="print a run directory's summary table and warnings again",
+        description="Print the summary table and the warnings of a finished run directory; "
+        "--open opens its report.html (summary, warnings, every figure, the config and the "
+        "timing in one self-contained page) in the web browser.",
     )
     p.add_argument("run_dir", help="a directory written by `gdkit run`")
+    p.add_argument(
+        "--open", action="store_true", help="open the run's report.html in the web browser"
+    )
     p.set_defaults(handler=_commands.show)
 
     p = sub.add_parser(
@@ -160,16 +167,22 @@ def _parser() -> argparse.ArgumentParser:
         "plots/ folder (or --kinds a subset).",
     )
     p.add_argument("run_dir", help="a directory written by `gdkit run`")
+    from gdkit.experiments.config import PLOTS  # no JAX: pydantic and NumPy only
+
     p.add_argument(
-        "--kinds", default=None, metavar="K1,K2", help="which plots (default: the config's)"
+        "--kinds",
+        default=None,
+        metavar="K1,K2",
+        help=f"which plots, comma-separated, of: {', '.join(PLOTS)} (default: the config's)",
     )
     _allow_import_flag(p)
     p.set_defaults(handler=_commands.plot)
 
     p = sub.add_parser(
         "list",
-        help="list objectives (and their parameters)",
-        description="List what gdkit knows, with one-line descriptions, parameters and defaults.",
+        help="list the objectives and optimizers gdkit knows (with their parameters)",
+        description="List the objectives and the optimizers gdkit knows, with one-line "
+        "descriptions, parameters and defaults (or only those of WHAT).",
     )
     p.add_argument(
         "what",
@@ -191,6 +204,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--x64", action="store_true", help="check in float64")
     p.set_defaults(handler=_cmd_check_grad)
     return parser
+
+
+def _config_keys() -> str:
+    """The top-level keys of an experiment config, as `run --help` lists them."""
+    from gdkit.experiments.config import ExperimentConfig  # no JAX: pydantic and NumPy only
+
+    return ", ".join(ExperimentConfig.model_fields)
 
 
 def _allow_import_flag(p: argparse.ArgumentParser) -> None:

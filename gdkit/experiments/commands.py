@@ -298,7 +298,7 @@ def _run(cfg, jobs, out, progress, console, backend, resume=None) -> int:
 
 def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
     """Runs the sweeps a run directory lacks and writes it whole (the caller holds its lock)."""
-    from gdkit.experiments.summary import rich_table
+    from gdkit.experiments.summary import print_summary
 
     console.print(f"run directory: {run_dir}", highlight=False)
     try:
@@ -313,7 +313,7 @@ def _write(cfg, run_dir, progress, console, t0, resume: bool) -> int:
             f"{what}; {run_dir} is left incomplete: once there is room, resume it with: "
             f"gdkit run --resume {run_dir}"
         ) from e
-    console.print(rich_table(results))
+    print_summary(console, results)
     console.print(
         f"compile {meta['compile_time']:.2f} s, run {meta['run_time']:.2f} s, "
         f"{meta['lanes']:,} lanes",
@@ -345,11 +345,12 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
         checkpoint=_checkpoints_in(run_dir, cfg),
     )
     results = [r for _, r in pairs]
-    if cfg.plots:
+    if cfg.plots.kinds:
         from gdkit import plots
 
         objectives = {job.objective.name: job.objective for job, _ in pairs}
-        plots.draw(results, objectives, run_dir / "plots", kinds=tuple(cfg.plots))
+        kinds = tuple(cfg.plots.kinds)
+        plots.draw(results, objectives, run_dir / "plots", kinds=kinds, paths=cfg.plots.paths)
     meta = {
         "name": cfg.name,
         "gdkit": __version__,
@@ -391,12 +392,21 @@ def _compute(cfg, run_dir, progress, t0, resume: bool):
 def show(args) -> int:
     import pathlib
 
-    from gdkit.experiments import rundir
-    from gdkit.experiments.summary import rich_table
+    from gdkit.experiments import report, rundir
+    from gdkit.experiments.summary import print_summary
 
+    run_dir = pathlib.Path(args.run_dir)
     with user_errors():
-        results = rundir.load_results(pathlib.Path(args.run_dir))
-    rich_console().print(rich_table(results))
+        results = rundir.load_results(run_dir)
+    print_summary(rich_console(), results)
+    if getattr(args, "open", False):
+        import webbrowser
+
+        path = run_dir / report.REPORT
+        if not path.is_file():  # a run directory from before report.html
+            path = report.write(run_dir, results)
+        print(path)
+        webbrowser.open(path.resolve().as_uri())
     return 0
 
 
@@ -411,7 +421,7 @@ def plot(args) -> int:
     with user_errors():
         results = rundir.load_results(run_dir)
         cfg = config_mod.load(run_dir / "config.yaml", check=False, allow_import=args.allow_import)
-    kinds = tuple(cfg.plots) if args.kinds is None else tuple(args.kinds.split(","))
+    kinds = tuple(cfg.plots.kinds) if args.kinds is None else tuple(args.kinds.split(","))
     unknown = sorted(set(kinds) - set(config_mod.PLOTS))
     if unknown:
         raise UserError(
@@ -423,6 +433,11 @@ def plot(args) -> int:
     with user_errors():  # an import path (--allow-import) that names no objective here, say
         config_mod.check_names(cfg)
     objectives = {job.objective.name: job.objective for job in experiment.plan(cfg)}
-    for path in plots.draw(results, objectives, run_dir / "plots", kinds=kinds):
+    drawn = plots.draw(results, objectives, run_dir / "plots", kinds=kinds, paths=cfg.plots.paths)
+    for path in drawn:
         print(path)
+    if rundir.is_complete(run_dir):  # the report embeds the figures: keep it in step
+        from gdkit.experiments import report
+
+        report.write(run_dir, results)
     return 0

@@ -22,13 +22,14 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from gdkit import _memory
 from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_yaml, short
 
-PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
+PLOTS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
 OBJECTIVE_SETTINGS = ("batch_size",)
 # A finite number: NaN and infinity are refused wherever a config takes a number.
@@ -166,6 +167,16 @@ class OptimizerSpec(BaseModel):
         return out
 
 
+class PlotSpec(_Strict):
+    """`plots:` as a mapping: which figures (`kinds`, as the list form gives them) and, for the
+    contour plot, the grid points whose paths to draw (`paths`: one mapping of every swept
+    hyperparameter of an optimizer to one of its swept values each, e.g.
+    `{learning_rate: 0.1}`; each applies to the optimizers that sweep exactly those keys)."""
+
+    kinds: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    paths: list[dict[str, Number | str]] = []
+
+
 class DefaultStarts(_Strict):
     kind: Literal["default"] = "default"
 
@@ -214,10 +225,23 @@ class ExperimentConfig(_Strict):
     platform: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "xla", "fused"] = "auto"  # sweep(engine=...): XLA or the fused kernel
     record_every: Annotated[StrictInt, Field(ge=1)] | None = None
-    plots: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    # A list of kinds (the short form) or a PlotSpec; always a PlotSpec once validated.
+    plots: list[Literal[PLOTS]] | PlotSpec = PlotSpec()  # type: ignore[valid-type]
     distributed: DistributedSpec | None = None  # multi-process run (see README); also --distributed
     checkpoint_every: Annotated[Number, Field(ge=0)] = 5.0  # seconds between sweep checkpoints
     noise: Annotated[Number, Field(gt=0)] | None = None  # gradient noise sigma (needs seeds)
+
+    @field_validator("plots", mode="after")
+    @classmethod
+    def _plots_list(cls, value):
+        """`plots: [contour, loss]` is short for `plots: {kinds: [contour, loss]}`."""
+        return PlotSpec(kinds=value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _paths_on_the_grid(self):
+        for i, at in enumerate(self.plots.paths):
+            check_path(self.optimizers, at, f"plots.paths.{i}")
+        return self
 
     @model_validator(mode="after")
     def _record_within_steps(self):
@@ -232,6 +256,42 @@ class ExperimentConfig(_Strict):
                         f"record_every: must be at most {where} ({steps}), got {self.record_every}"
                     )
         return self
+
+
+def check_path(optimizers: list[OptimizerSpec], at: dict[str, Any], key: str) -> None:
+    """A `plots.paths` entry must name every swept hyperparameter of at least one optimizer
+    and give, for at least one such optimizer, one of its swept values each (it applies to
+    those optimizers whose grid holds the point)."""
+    grids = [(o.name, o.swept()) for o in optimizers]
+    matching = [(name, g) for name, g in grids if g and sorted(g) == sorted(at)]
+    if not at or not matching:
+        choices = sorted({", ".join(sorted(g)) for _, g in grids if g})
+        raise ValueError(
+            f"{key}: {short(at)} must give every swept hyperparameter of an optimizer; "
+            f"swept sets: {'; '.join(f'[{c}]' for c in choices) or 'none'}"
+        )
+    misses = []
+    for name, grid in matching:
+        miss = next((k for k, v in at.items() if not _swept_value(grid[k], v)), None)
+        if miss is None:
+            return
+        misses.append((name, miss, grid[miss]))
+    k = misses[0][1]
+    shown = "; ".join(f"{name}: {_some(values)}" for name, kk, values in misses if kk == k)
+    raise ValueError(f"{key}.{k}: {short(at[k])} is not a swept value of {k} ({shown})")
+
+
+def _swept_value(values, v) -> bool:
+    if isinstance(values, np.ndarray):
+        return isinstance(v, int | float) and bool(
+            np.any(np.isclose(values, float(v), rtol=1e-9, atol=0.0))
+        )
+    return str(v) in values
+
+
+def _some(values, n: int = 6) -> str:
+    shown = [f"{float(x):.4g}" if isinstance(x, float | np.floating) else str(x) for x in values]
+    return ", ".join(shown[:n]) + (", ..." if len(shown) > n else "")
 
 
 def load(
@@ -299,7 +359,9 @@ def check_imports(config: ExperimentConfig, allow_import: bool) -> None:
 
 def _first_error(e: ValidationError) -> str:
     errors = e.errors(include_url=False)
-    err = errors[0]
+    # Of a union (plots: a list or a mapping), report the member the input was meant for: not
+    # "should be a valid list" when a mapping was given and its own member has the error.
+    err = next((x for x in errors if x["type"] != "list_type"), errors[0])
     # A custom check's message names its own key ("record_every: ..."): keep it as it is.
     if err["type"] == "value_error" and not err["loc"]:
         return err["msg"].removeprefix("Value error, ")
@@ -357,7 +419,9 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
         field = model.model_fields.get(part)
         if field is None:
             return model
-        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
+        args = getattr(field.annotation, "__args__", (field.annotation,))
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        inner = models[0] if models else args[0]  # of a union (plots), its model member
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             model = inner
     return model

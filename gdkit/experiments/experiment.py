@@ -87,6 +87,32 @@ def sweep_arguments(config: ExperimentConfig, job: Job) -> dict[str, object]:
     }
 
 
+def path_lanes(config: ExperimentConfig, job: Job) -> list[int]:
+    """The lanes whose trajectories the contour plot needs for `plots.paths`: at each listed
+    grid point this job sweeps, its first start and seed (flat C-order indices over the
+    result's axes: the swept hyperparameters in config order, start, seed)."""
+    shape = [len(v) for v in job.grid.values()] + [len(job.x0)] + ([job.seeds] if job.seeds else [])
+    lanes = []
+    for at in config.plots.paths:
+        if sorted(at) != sorted(job.grid):
+            continue
+        idx = []
+        for name, values in job.grid.items():
+            hit = [i for i, v in enumerate(values) if _same(v, at[name])]
+            if not hit:
+                break
+            idx.append(hit[0])
+        else:
+            lanes.append(int(np.ravel_multi_index([*idx] + [0] * (len(shape) - len(idx)), shape)))
+    return list(dict.fromkeys(lanes))
+
+
+def _same(value, wanted) -> bool:
+    if isinstance(value, str) or isinstance(wanted, str):
+        return str(value) == str(wanted)
+    return bool(np.isclose(float(value), float(wanted), rtol=1e-9, atol=0.0))
+
+
 def run(
     config: ExperimentConfig,
     *,
@@ -95,8 +121,9 @@ def run(
     on_result: Callable[[int, Job, SweepResult], None] | None = None,
     checkpoint: Callable[[int, Job], object] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
-    """Runs every job; the representative lane of each (`SweepResult.representative`) gets
-    its full trajectory recorded (for plots).
+    """Runs every job; the representative lane of each (`SweepResult.representative`), or
+    the lanes `plots.paths` asks for (`path_lanes`), get their full trajectories recorded
+    (for plots).
 
     `finished(i, job)` may return the result of a job done before (a resumed run), which is
     then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
@@ -111,7 +138,7 @@ def run(
             result = sweep(
                 **sweep_arguments(config, job),
                 progress=progress,
-                trajectories="representative",
+                trajectories=path_lanes(config, job) or "representative",
                 checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
             if on_result is not None:

@@ -173,9 +173,10 @@ def finish(
     meta: dict,
     param_names: list[tuple[str, ...]] | None = None,
 ) -> list[str]:
-    """Writes runs.csv, runs.parquet (when pyarrow is installed), curves.npz and summary.md
-    into `folder`, each atomically, and meta.json last (its presence marks the directory
-    complete). Returns notes for the user (a table that was not written, and why)."""
+    """Writes runs.csv, runs.parquet (when pyarrow is installed), curves.npz, summary.md and
+    report.html into `folder`, each atomically, and meta.json last (its presence marks the
+    directory complete). Returns notes for the user (a table that was not written, and why)."""
+    from gdkit.experiments import report
     from gdkit.experiments.summary import markdown
 
     results = [r for _, r in pairs]
@@ -196,6 +197,8 @@ def finish(
         write_curves(tmp, results)
     with _atomic(folder / "summary.md") as tmp:
         tmp.write_text(markdown(results, title=meta.get("name")))
+    with _atomic(folder / report.REPORT) as tmp:  # the plots are drawn by now
+        tmp.write_text(report.page(folder, results, meta), encoding="utf-8")
     with _atomic(folder / COMPLETE) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return notes

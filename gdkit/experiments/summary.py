@@ -163,6 +163,85 @@ def markdown(results: list[SweepResult], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Short names for the terminal (legend printed under the tables).
+SHORT_HPARAMS = {"learning_rate": "lr", "momentum": "mom", "weight_decay": "wd", "damping": "damp"}
+_TERMINAL_NOTE = (
+    "best: the hyperparameters shown; gap: its final f − f* (f where no minimum is known); "
+    "steps: to tol (s = to a stationary point); conv/stat/div: share of all runs converged / "
+    "stationary / diverged."
+)
+
+
+def print_summary(console, results: list[SweepResult]) -> None:
+    """The summary for a terminal of any width (80 columns and up): one table per objective
+    (its name as the title, so no column holds it), short headers and hyperparameter names
+    with a legend under the tables, columns that are zero everywhere left out, the median gap
+    and lane counts only where the terminal is wide; then every warning of summary.md."""
+    from rich import box
+    from rich.table import Table
+
+    sums = [summarize(r) for r in results]
+    wide = (console.width or 80) >= 110
+    stat = any(s.stationary_rate > 0 for s in sums)
+    cols = ["optimizer", "best", "gap", "steps", "conv"] + (["stat"] if stat else []) + ["div"]
+    if wide:
+        cols += ["median gap", "lanes"]
+    used: set[str] = set()
+    by_objective: dict[str, list[PairSummary]] = {}
+    for s in sums:
+        by_objective.setdefault(s.objective, []).append(s)
+    for objective, rows in by_objective.items():
+        table = Table(title=objective, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+        for c in cols:
+            table.add_column(
+                c,
+                justify="left" if c in ("optimizer", "best") else "right",
+                no_wrap=c != "best",
+                overflow="fold",
+            )
+        for s in rows:
+            best = "-"
+            if s.best is not None:
+                used |= {k for k in s.best if k in SHORT_HPARAMS}
+                best = (
+                    ", ".join(
+                        f"{SHORT_HPARAMS.get(k, k)}={_fmt(v, '.3g')}" for k, v in s.best.items()
+                    )
+                    or "(fixed)"
+                )
+            steps = "-" if s.best_steps is None else str(s.best_steps)
+            if s.best_status == "stationary" and s.best_steps is not None:
+                steps += " s"
+            cells = {
+                "optimizer": s.optimizer,
+                "best": best,
+                "gap": _fmt(s.best_gap),
+                "steps": steps,
+                "conv": f"{s.success_rate:.0%}",
+                "stat": f"{s.stationary_rate:.0%}",
+                "div": f"{s.divergence_rate:.0%}",
+                "median gap": _fmt(s.median_gap),
+                "lanes": str(s.lanes),
+            }
+            table.add_row(*(cells[c] for c in cols), style="yellow" if s.warnings else None)
+        console.print(table)
+    legend = _TERMINAL_NOTE
+    if used:
+        legend += " " + ", ".join(f"{SHORT_HPARAMS[k]} = {k}" for k in sorted(used)) + "."
+    console.print(legend, style="dim", highlight=False)
+    print_warnings(console, sums)
+
+
+def print_warnings(console, sums: list[PairSummary]) -> None:
+    """The warnings summary.md lists (tol within float32 rounding, a best value at the edge of
+    its grid, every run diverged), one line each, under a heading."""
+    lines = [f"{s.objective} x {s.optimizer}: {w}" for s in sums for w in s.warnings]
+    if lines:
+        console.print("warnings:", style="bold yellow", highlight=False)
+        for line in lines:
+            console.print(f"- {line}", style="yellow", highlight=False, markup=False)
+
+
 def rich_table(results: list[SweepResult]):
     """The same summary as a rich Table, for the terminal."""
     from rich.table import Table

@@ -3,9 +3,13 @@
 `draw` writes every figure that applies to an experiment's results as PNGs; each kind is also
 a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to close):
 
-- `contour(results, objective)`: the best run of each optimizer over the contours (2-D).
-- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters.
-- `lr_sensitivity(results, objective)`: final f - f* against learning rate; 2/L on quadratics.
+- `contour(results, objective, paths=None)`: the best run of each optimizer, or the runs at
+  chosen grid points, over the contours (2-D); every path stays visible.
+- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters
+  (one band per minimum reached where the minima differ in value).
+- `epochs(results, objective)`: loss against passes over the data, one line per batch size.
+- `lr_sensitivity(results, objective)`: final f - f* against learning rate, and gradient
+  descent's stability edge 2/L where a minimum is known.
 - `surface(objective)`: the objective as a 3-D surface (2-D).
 - `basins(result, objective)`: which known minimum each start ends in (2-D, many starts).
 - `fit(results, objective)`: the fitted line / plane over the data (data objectives with one
@@ -42,7 +46,7 @@ from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stabilit
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
 
-KINDS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
+KINDS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
 
 _log = logging.getLogger(__name__)
 
@@ -52,16 +56,20 @@ def draw(
     objectives: Mapping[str, Objective],
     out_dir: str | os.PathLike,
     kinds: Sequence[str] = KINDS,
+    paths: Sequence[Mapping[str, object]] | None = None,
 ) -> list[pathlib.Path]:
     """Writes the figures of `kinds` that apply to `results` into `out_dir` as PNGs.
 
     Per objective (results grouped by `SweepResult.objective`, each drawn against
     `objectives[name]`): `contour-<objective>.png`, `loss-<objective>.png`,
-    `lr_sensitivity-<objective>.png`, `surface-<objective>.png`, `fit-<objective>.png`, and
+    `epochs-<objective>.png`, `lr_sensitivity-<objective>.png`, `surface-<objective>.png`,
+    `fit-<objective>.png`, and
     per optimizer `basins-<objective>-<optimizer>.png`. Kinds that do not apply (contour,
     surface and basins need a 2-D objective; basins a set of starts and known minima;
-    lr_sensitivity a swept learning_rate; fit a data objective with one or two features) are
-    skipped.
+    lr_sensitivity a swept learning_rate; fit a data objective with one or two features;
+    epochs a data objective swept over batch_size) are skipped. "loss" draws the epochs
+    figure too where it applies. `paths`: the grid points whose paths the contour plot draws
+    (see `contour`).
 
     Returns:
       The paths written, in order.
@@ -79,6 +87,8 @@ def draw(
     written: list[pathlib.Path] = []
 
     def attempt(name: str, make) -> None:
+        if out / name in written:
+            return
         try:
             fig = make()
         except NotApplicable as e:
@@ -91,9 +101,11 @@ def draw(
         s = slug(obj_name)
         for kind in kinds:
             if kind == "contour":
-                attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj))
+                attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj, paths))
             elif kind == "loss":
                 attempt(f"loss-{s}.png", lambda rs=rs, obj=obj: loss(rs, obj))
+                attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
+            elif kind == "epochs":
                 attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
             elif kind == "lr_sensitivity":
                 attempt(f"lr_sensitivity-{s}.png", lambda rs=rs, obj=obj: lr_sensitivity(rs, obj))

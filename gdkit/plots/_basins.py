@@ -118,7 +118,7 @@ def basins(
 ) -> Figure:
     """For each start of a multi-start sweep of a 2-D objective, the known minimum its run
     ends in (`classify`, radius `basin_radius`), one colour per minimum; runs that end
-    elsewhere are light grey (large clusters of them, like peaks' local minimum, get their
+    elsewhere are light grey (large clusters of them, like a stall on a plateau, get their
     own colour), diverged runs dark grey. Drawn at `at` (swept hyperparameter -> value), by
     default at the grid point where the most runs end in a known minimum.
 
@@ -154,7 +154,7 @@ def basins(
     cmap = ListedColormap([col for col, _ in cats])
     norm = BoundaryNorm(np.arange(len(cats) + 1) - 0.5, len(cats))
 
-    fig = c.new_figure(7.0, 7.0)
+    fig = c.new_figure(7.0, 6.4)
     ax = fig.add_subplot()
     xlim, ylim = c.view_box(objective)
     gx, gy = _as_grid(starts)
@@ -196,7 +196,8 @@ def basins(
         handles.append(
             Patch(
                 color=palette[k],
-                label=f"minimum ({m.x[0]:.3g}, {m.x[1]:.3g}), f = {m.f:.3g}: {counts[k]} starts",
+                label=f"{_kind(objective, m)} ({m.x[0]:.3g}, {m.x[1]:.3g}), f = {m.f:.3g}: "
+                f"{counts[k]} starts",
             )
         )
     for k, (ctr, _) in enumerate(others):
@@ -207,23 +208,38 @@ def basins(
                 label=f"other end point ({ctr[0]:.3g}, {ctr[1]:.3g}): {counts[n_min + k]} starts",
             )
         )
-    handles.append(Patch(color="0.88", label=f"elsewhere: {counts[ELSEWHERE]} starts"))
+    handles.append(
+        Patch(
+            color="0.88",
+            label=f"elsewhere (over {radius:.2g} from every minimum): {counts[ELSEWHERE]} starts",
+        )
+    )
     handles.append(Patch(color="0.25", label=f"diverged: {counts[DIVERGED]} starts"))
     star = dict(ls="", marker="*", ms=12, mec="k")
     handles.append(Line2D([], [], color="gold", label="known minimum", **star))
     if others:
         handles.append(Line2D([], [], color="white", label="other end point (mean)", **star))
-    ax.set(xlim=xlim, ylim=ylim, xlabel="x₀ (start)", ylabel="x₁ (start)")
+    xname, yname = c.axis_names(objective)
+    ax.set(xlim=xlim, ylim=ylim, xlabel=f"{xname} (start)", ylabel=f"{yname} (start)")
     ax.set_aspect("equal" if 0.5 < np.ptp(ylim) / np.ptp(xlim) < 2 else "auto")
     hp = c.hparam_label(c.hparams(result, gidx))
     hp = ", ".join(t for t in (hp, "seed 0" if "seed" in result.dims else "") if t)
     ax.set_title(
         f"{objective.name}: where {result.optimizer}{c.paren(hp)} ends from each start\n"
-        f"{len(starts)} starts, {result.steps} steps, radius {radius:.2g}",
+        f"{len(starts)} starts, {result.steps} steps; a run ends in a minimum when its "
+        f"final point is within {radius:.2g} of it",
         fontsize=10,
     )
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    c.legend_below(fig, handles, ncol=1)
     return fig
+
+
+def _kind(objective: Objective, m) -> str:
+    """'global minimum' or 'local minimum' where the objective lists minima of several values,
+    else 'minimum'."""
+    if len({mm.f for mm in objective.minima}) == 1:
+        return "minimum"
+    return "global minimum" if m.f == objective.f_min else "local minimum"
 
 
 def _as_grid(starts: np.ndarray):

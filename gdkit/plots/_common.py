@@ -202,3 +202,36 @@ def log_levels(gap: np.ndarray, n: int = 24) -> np.ndarray:
 def shorten(title: str, width: int = 70) -> str:
     """A figure title that fits: long objective labels are cut with an ellipsis."""
     return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def title(target, text: str, width: int = 64, **kwargs) -> None:
+    """Sets the title of an axes (or a figure's suptitle) wrapped at `width` characters (an
+    objective named with its parameters, `curve_fit(n=40, a=1.5, ...)`, would otherwise run
+    past the figure's edge)."""
+    import textwrap
+
+    lines = [w for line in text.split("\n") for w in textwrap.wrap(line, width) or [""]]
+    setter = target.set_title if hasattr(target, "set_title") else target.suptitle
+    setter("\n".join(lines), **kwargs)
+
+
+def axis_names(objective: Objective) -> tuple[str, str]:
+    """The two coordinates' names for axis labels: the objective's own parameter names
+    (curve_fit's a and b) or x₀, x₁."""
+    if objective.param_names:
+        return objective.param_names[0], objective.param_names[1]
+    return "x₀", "x₁"
+
+
+def legend_below(fig: Figure, handles: list, ncol: int = 2) -> None:
+    """The legend outside the axes, under them, so that it never hides data (the figure grows
+    by its height); in fewer than
+    `ncol` columns where its longest entry would not fit the figure's width (8 pt text is
+    about 4.6 pt a character; a handle and the gap take about 8 characters)."""
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    fits = int(fig.get_figwidth() * 72 / 4.6) // (longest + 8)
+    ncol = max(1, min(ncol, fits))
+    rows = -(-len(handles) // ncol)
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + 0.16 * rows)  # the legend's rows come on top of the plot's height
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)

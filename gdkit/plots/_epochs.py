@@ -27,10 +27,10 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
         raise c.NotApplicable("epochs: needs a data objective swept over batch_size")
     n = data.n
     lines = [(r, j) for r in with_batches for j in range(len(r.axes["batch_size"]))]
-    fig = c.new_figure(7.2, 5.0)
+    fig = c.new_figure(7.2, 4.6)
     ax = fig.add_subplot()
-    floor = None
-    for (r, j), color in zip(lines, c.colors(len(lines)), strict=True):
+    picked = []
+    for r, j in lines:
         axis = c.grid_dims(r).index("batch_size")
         conv, med = c.run_score(r)
         sub_conv, sub_med = np.take(conv, j, axis=axis), np.take(med, j, axis=axis)
@@ -38,7 +38,11 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
         gidx = list(np.unravel_index(k, sub_conv.shape))
         gidx.insert(axis, j)
         hist, _ = c.gaps(r, c.per_point(r, r.history)[tuple(gidx)])  # [runs, R]
-        floor = floor or c.positive_floor(hist)
+        picked.append((r, j, gidx, hist))
+    # One floor for every line (the smallest positive gap of any): a floor taken from one line
+    # would cut the others off above where they really went.
+    floor = c.positive_floor(*[hist for *_, hist in picked])
+    for (r, j, gidx, hist), color in zip(picked, c.colors(len(lines)), strict=True):
         h = np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan) if r.f_min else hist
         b = str(r.axes["batch_size"][j])
         size = n if b == "full" else int(b)
@@ -53,7 +57,19 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
         word = c.reached(r)
         done = int(np.sum(c.per_point(r, r.status)[tuple(gidx)] == word))
         label = f"{r.optimizer}, {kind}{c.paren(c.hparam_label(hp))}: {done}/{len(h)} {word}"
-        ax.plot(x, mid, color=color, lw=1.8, label=label)
+        # Records further apart than an epoch (the full batch: one record per record_every
+        # epochs) are marked, so that a straight segment between them is not read as data.
+        sparse = len(x) > 1 and np.min(np.diff(x)) > 1.0
+        ax.plot(
+            x,
+            mid,
+            color=color,
+            lw=1.8,
+            label=label,
+            marker="o" if sparse else None,
+            ms=3,
+            markevery=0.01,  # every record where they are apart, thinned where they crowd
+        )
     if with_batches[0].f_min is not None:
         ax.set_yscale("log")
         ax.set_ylabel("loss − loss*  (excess over the best fit)")
@@ -62,7 +78,14 @@ def epochs(results: Sequence[SweepResult], objective: Objective) -> Figure:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"epoch  (passes over the {n} samples)")
-    ax.set_title(c.shorten(f"{objective.name}: loss by batch size"))
+    c.title(ax, f"{objective.name}: loss by batch size")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    handles, _ = ax.get_legend_handles_labels()
+    if any(h.get_marker() not in (None, "None", "") for h in handles):
+        from matplotlib.lines import Line2D
+
+        handles.append(
+            Line2D([], [], ls="", marker="o", ms=3, color="0.4", label="recorded loss (sparse)")
+        )
+    c.legend_below(fig, handles, ncol=1)
     return fig

@@ -47,7 +47,7 @@ def fit(results: Sequence[SweepResult], objective: Objective) -> Figure:
     if not best:
         raise c.NotApplicable("fit: every run diverged")
     names = objective.names_of_params
-    fig = c.new_figure(7.2, 5.2 if k == 1 else 5.8)
+    fig = c.new_figure(7.2, 4.8 if k == 1 else 5.4)
     if k == 1:
         _line(fig, objective, best, names)
     else:
@@ -82,8 +82,8 @@ def _line(fig, objective, best, names) -> None:
         handles.append(Line2D([], [], color="k", lw=1.2, ls="--", label=label))
     ax.set(xlabel=data.feature_names[0], ylabel=data.target_name)
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{objective.name}: fitted model over the data")
-    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    c.title(ax, f"{objective.name}: fitted model over the data")
+    c.legend_below(fig, handles, ncol=1)
 
 
 def _plane(fig, objective, best, names) -> None:
@@ -108,4 +108,4 @@ def _plane(fig, objective, best, names) -> None:
         f"{objective.name}: best fit ({res.optimizer})\n{_params(x, names)}, loss {loss:.4g}",
         fontsize=10,
     )
-    ax.legend(handles=handles, fontsize=8, loc="upper left", framealpha=0.9)
+    c.legend_below(fig, handles, ncol=3)

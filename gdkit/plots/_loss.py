@@ -36,7 +36,7 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         raise c.NotApplicable("loss: no results")
     name = objective.name if objective is not None else results[0].objective
     f_min = results[0].f_min
-    fig = c.new_figure(7.2, 5.0)
+    fig = c.new_figure(7.2, 4.6)
     ax = fig.add_subplot()
     curves, handles = [], []
     for res, color in zip(results, c.colors(len(results)), strict=True):
@@ -51,22 +51,27 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     for res, color, gidx, hist in curves:
         steps = np.asarray(res.history_steps)
         h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
-        runs = h.shape[0]
-        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
-            med = np.nanmedian(h, axis=0)
-            band = np.nanpercentile(h, [25, 75] if runs >= 4 else [0, 100], axis=0)
-        if runs > 1:
-            c.band(ax, steps, band[0], band[1], color)
-        ax.plot(steps, med, color=color, lw=1.8)
         status = c.per_point(res, res.status)[gidx]
-        extra = ""
-        if runs > 1:
-            done = c.reached(res)
-            extra = f": {int(np.sum(status == done))}/{runs} runs {done}"
-        n_div = int(np.sum(status == "diverged"))
-        extra += f", {n_div} diverged" if n_div else ""
-        label = f"{res.optimizer}{c.paren(c.hparam_label(c.hparams(res, gidx)))}{extra}"
-        handles.append(Line2D([], [], color=color, lw=1.8, label=label))
+        groups = by_minimum(res, gidx, objective)
+        for (where, members), ls in zip(groups, _STYLES, strict=False):
+            g, st = h[members], status[members]
+            runs = g.shape[0]
+            with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+                med = np.nanmedian(g, axis=0)
+                band = np.nanpercentile(g, [25, 75] if runs >= 4 else [0, 100], axis=0)
+            if runs > 1:
+                c.band(ax, steps, band[0], band[1], color)
+            ax.plot(steps, med, color=color, lw=1.8, ls=ls)
+            extra = ""
+            if where:
+                extra = f" → {where}: {runs}/{status.size}"
+            elif runs > 1:
+                done = c.reached(res)
+                extra = f": {int(np.sum(st == done))}/{runs} runs {done}"
+            n_div = int(np.sum(st == "diverged"))
+            extra += f", {n_div} diverged" if n_div and where != "diverged" else ""
+            label = f"{res.optimizer}{c.paren(c.hparam_label(c.hparams(res, gidx)))}{extra}"
+            handles.append(Line2D([], [], color=color, lw=1.8, ls=ls, label=label))
 
     tol = results[0].tol
     data = getattr(objective, "data", None)
@@ -96,8 +101,40 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     ax.set_xlim(0, max(r.steps for r in results))
     ax.grid(True, which="major", alpha=0.3)
     if data is None:
-        ax.set_title(c.shorten(f"{name}: loss at each optimizer's best hyperparameters"))
+        c.title(ax, f"{name}: loss at each optimizer's best hyperparameters")
     else:
-        ax.set_title(c.shorten(f"{name} ({data.n} samples): training loss, best hyperparameters"))
-    ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+        c.title(ax, f"{name} ({data.n} samples): training loss, best hyperparameters")
+    c.legend_below(fig, handles, ncol=2)
     return fig
+
+
+_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+
+
+def by_minimum(
+    result: SweepResult, gidx: tuple[int, ...], objective: Objective | None
+) -> list[tuple[str, np.ndarray]]:
+    """The runs at grid point `gidx` split by the minimum they end in, as (name, run indices)
+    groups, the lowest minimum first: runs in different basins (peaks' global and local
+    minima) end at different gaps, and one median and band over them all would describe
+    none. A single group named "" where the objective's known minima share one value (or
+    there are none): then the gap alone tells the runs apart."""
+    runs = np.arange(c.per_point(result, result.status)[gidx].size)
+    minima = () if objective is None else objective.minima
+    if len({m.f for m in minima}) < 2:
+        return [("", runs)]
+    from gdkit.plots._basins import DIVERGED, basin_radius, classify
+
+    final = c.per_point(result, result.final_x)[gidx]
+    diverged = c.per_point(result, result.status)[gidx] == "diverged"
+    labels = classify(final, minima, basin_radius(objective), diverged)
+    order = sorted(range(len(minima)), key=lambda k: minima[k].f)
+    groups = []
+    for k in order:
+        m = minima[k]
+        kind = "global min" if m.f == objective.f_min else "local min"
+        where = f"{kind} {m.f:.3g}"
+        groups.append((where, np.flatnonzero(labels == k)))
+    groups.append(("elsewhere", np.flatnonzero(labels == -1)))
+    groups.append(("diverged", np.flatnonzero(labels == DIVERGED)))
+    return [(w, g) for w, g in groups if g.size]

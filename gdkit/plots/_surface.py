@@ -23,7 +23,9 @@ def surface(objective: Objective, n: int = 49) -> Figure:
     xlim, ylim = c.view_box(objective)
     X, Y, Z = c.evaluate(objective, xlim, ylim, n=n)
     fig = c.new_figure(7.2, 5.8)
-    ax = fig.add_subplot(projection="3d")
+    # computed_zorder=False: artists are drawn in zorder, not by depth, so the minima's stars
+    # (drawn last, above the surface, with a stem down to it) are never hidden behind it.
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
     zmin = np.nanmin(Z)
     if c.spans_decades(Z - zmin):
         gap = Z - zmin
@@ -43,25 +45,29 @@ def surface(objective: Objective, n: int = 49) -> Figure:
         cstride=1,
         shade=False,
         antialiased=True,
+        zorder=1,
     )
+    top = float(np.nanmax(Z))
     for m in objective.minima:
         if xlim[0] <= m.x[0] <= xlim[1] and ylim[0] <= m.x[1] <= ylim[1]:
+            ax.plot([m.x[0]] * 2, [m.x[1]] * 2, [m.f, top], color="k", lw=0.8, zorder=9)
             ax.scatter(
                 *m.x,
                 m.f,
                 marker="*",
-                s=140,
+                s=160,
                 color="gold",
                 edgecolor="k",
                 depthshade=False,
                 zorder=10,
             )
     ax.view_init(elev=30, azim=-37.5)
-    ax.set(xlabel="x₀", ylabel="x₁", zlabel="f", xlim=xlim, ylim=ylim)
+    xname, yname = c.axis_names(objective)
+    ax.set(xlabel=xname, ylabel=yname, zlabel="f", xlim=xlim, ylim=ylim)
     title = f"{objective.name}"
     if objective.minima:
         title += "  (★ known minima)" if len(objective.minima) > 1 else "  (★ known minimum)"
-    ax.set_title(title)
+    c.title(ax, title)
     mappable = _scalar_mappable(norm)
     label = "f − min f (log colours)" if isinstance(norm, LogNorm) else "f"
     fig.colorbar(mappable, ax=ax, shrink=0.6, pad=0.08, label=label)
