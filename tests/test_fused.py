@@ -10,9 +10,11 @@ losses, best losses and coordinates equal within float32 rounding: the two progr
 differently only where XLA contracts a * b + c into one FMA or sums in another order, a few
 ulps per step, which a lane may amplify over the chunk. As in the correctness matrix
 (tests/matrix_optimizers.py), the bound is a lane's own sensitivity to rounding (the largest
-change of a value when the XLA path starts one ulp away, x `SENSITIVITY_FACTOR`) plus `RTOL`
-relative. The learning rates are the matrix's ranges, beyond them for a few lanes that diverge
-(their divergence steps and NaN histories must agree too).
+change of a value when the XLA path runs with its learning rate, or its x at the start of any
+block, one ulp away, or compiled block by block; x `SENSITIVITY_FACTOR`) plus `RTOL`
+relative (final x: the matrix's floor sqrt(u) (1 + |x|)). The learning rates are the
+matrix's ranges, beyond them for a few lanes that diverge (their divergence steps and NaN
+histories must agree too). Float64 agrees to 1e-12 (a slow test).
 
 Every fused program must also export for CUDA through Triton without a GPU
 (`fused.export_for_cuda`), and `fused.unsupported` must name why a sweep cannot run fused.
@@ -302,3 +304,23 @@ def test_scalarize_refuses_what_has_no_elementwise_form():
     closed = jax.make_jaxpr(lambda x: jnp.cumsum(x)[-1] + jnp.sort(x)[0])(jnp.ones(3))
     with pytest.raises(scalarize.Unsupported, match=r"cumsum|sort"):
         scalarize.check(closed)
+
+
+@pytest.mark.slow
+def test_fused_in_float64():
+    import dataclasses
+
+    with jax.enable_x64(True):
+        obj = objectives.get("rosenbrock")
+        sp = dataclasses.replace(make_spec(obj, "adam"), dtype="float64")
+        x0 = jnp.asarray(np.random.default_rng(0).uniform(-2, 2, (32, 2)))
+        hp = {"learning_rate": jnp.geomspace(1e-3, 1e-1, 32)}
+        carry = programs.make_init(sp)(x0, hp, {}, None, jnp.float64(1e12))
+        consts = {"tol": jnp.float64(1e-2), "f_min": jnp.float64(0), "noise": jnp.float64(0)}
+        args = (carry, hp, {}, consts, jnp.int32(0))
+        want = jax.jit(programs.make_chunk(sp, 2, 10))(*args)
+        got = jax.jit(fused.make_chunk(sp, 2, 10, interpret=True))(*args)
+        for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+            assert w.dtype == g.dtype
+        np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-12)
+        np.testing.assert_array_equal(got[2]["steps_to_tol"], want[2]["steps_to_tol"])
