@@ -105,16 +105,17 @@ def _starts(obj, n, seed=0):
 
 
 def _timed(run, repeats=2):
-    """(first call seconds, best of `repeats` later calls): the first includes compiling."""
+    """(first call seconds, best of `repeats` later calls, the last call's value): the first
+    call includes compiling."""
     t = time.perf_counter()
-    run()
+    value = run()
     first = time.perf_counter() - t
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()
-        run()
+        value = run()
         best = min(best, time.perf_counter() - t)
-    return first, best
+    return first, best, value
 
 
 def _bare(opt, obj, x0, lrs, steps):
@@ -144,7 +145,7 @@ def _bare(opt, obj, x0, lrs, steps):
 
     f = jax.jit(run)
     x, lr = jnp.asarray(x0), jnp.asarray(lrs)
-    first, best = _timed(lambda: f(x, lr).block_until_ready())
+    first, best, _ = _timed(lambda: f(x, lr).block_until_ready())
     return {"seconds": best, "compile": max(0.0, first - best)}
 
 
@@ -171,8 +172,7 @@ def _gdkit(engine, opt, obj, x0, lrs, steps):
 
     # x0: one start, the lanes are the learning rates (as in scripts/bench_sweep.py); the
     # starts of the other methods differ per lane, which changes no step's cost
-    first, best = _timed(run)
-    r = run()
+    first, best, r = _timed(run)
     return {
         "seconds": best,
         "compile": max(0.0, first - best),
@@ -205,7 +205,7 @@ def _fused_direct(opt, obj, x0, lrs, steps):
         carry = init(jnp.asarray(x0), hp, {}, None, jnp.float32(1e12))
         jax.block_until_ready(chunk(carry, hp, {}, consts, jnp.int32(0)))
 
-    first, best = _timed(run)
+    first, best, _ = _timed(run)
     return {
         "seconds": best,
         "compile": max(0.0, first - best),
@@ -253,7 +253,7 @@ def _torch(opt, label, x0, lrs, steps):
 
     if dev == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    first, best = _timed(run, repeats=1)
+    first, best, _ = _timed(run, repeats=1)
     peak = torch.cuda.max_memory_allocated() if dev == "cuda" else None
     return {
         "seconds": best,
@@ -330,13 +330,13 @@ def measure_limits(steps: int) -> dict:
     f = jax.jit(fma)
     x = jnp.ones((n,), jnp.float32)
     f(x).block_until_ready()
-    best = min(_timed(lambda: f(x).block_until_ready(), 3)[1:])
+    best = _timed(lambda: f(x).block_until_ready(), 3)[1]
     flops = 2 * n * chain / best
     m = (1 << 28) if gpu else (1 << 22)
     y = jnp.ones((m,), jnp.float32)
     copy = jax.jit(lambda a: a + 1.0)
     copy(y).block_until_ready()
-    t = min(_timed(lambda: copy(y).block_until_ready(), 3)[1:])
+    t = _timed(lambda: copy(y).block_until_ready(), 3)[1]
     bandwidth = 2 * 4 * m / t
     per_step = {}
     for opt, label in CASES:

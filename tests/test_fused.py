@@ -2,15 +2,19 @@
 
 The kernel runs through Pallas' interpreter (`interpret=True`), from the same initial carry
 (`programs.make_init`) as `programs.make_chunk`, for two consecutive chunks (the second starts
-at t0 > 0, so step counts and schedules continue). Both paths must give identical divergence
-steps, steps to tol and final tol hits (hence identical statuses), the same NaN pattern, and
+at t0 > 0, so step counts and schedules continue). Both paths must give identical statuses
+(final tol hits, whether a lane reached tol and whether it diverged), identical steps to tol
+and divergence steps except in the lanes where the XLA path's own steps move under a one-ulp
+change of its inputs (1 lane of the 3,840 in the slow matrix), the same NaN pattern, and
 losses, best losses and coordinates equal within float32 rounding: the two programs round
 differently only where XLA contracts a * b + c into one FMA or sums in another order, a few
 ulps per step, which a lane may amplify over the chunk. As in the correctness matrix
 (tests/matrix_optimizers.py), the bound is a lane's own sensitivity to rounding (the largest
-change of a value when the XLA path starts one ulp away, x `SENSITIVITY_FACTOR`) plus `RTOL`
-relative. The learning rates are the matrix's ranges, beyond them for a few lanes that diverge
-(their divergence steps and NaN histories must agree too).
+change of a value when the XLA path runs with its learning rate, or its x at the start of any
+block, one ulp away, or compiled block by block; x `SENSITIVITY_FACTOR`) plus `RTOL`
+relative (final x: the matrix's floor sqrt(u) (1 + |x|)). The learning rates are the
+matrix's ranges, beyond them for a few lanes that diverge (their divergence steps and NaN
+histories must agree too). Float64 agrees to 1e-12 (a slow test).
 
 Every fused program must also export for CUDA through Triton without a GPU
 (`fused.export_for_cuda`), and `fused.unsupported` must name why a sweep cannot run fused.
@@ -41,14 +45,14 @@ SENSITIVITY_FACTOR = 16.0  # as the correctness matrix (tests/matrix_optimizers.
 X_FLOOR = float(np.sqrt(np.finfo(np.float32).eps / 2))  # the matrix's floor for final x
 
 
-def _inputs(obj, name, lane_hp_extra=None, fixed=None):
-    """Initial carry and the chunk's other arguments, for LANES lanes."""
+def _inputs(obj, name, lane_hp_extra=None, fixed=None, lanes=LANES):
+    """x0, lane_hp, fixed_hp and consts of `lanes` lanes."""
     rng = np.random.default_rng(15)
     lo, hi = obj.bounds[:, 0], obj.bounds[:, 1]
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    x0 = jnp.asarray(mid + 0.5 * half * rng.uniform(-1, 1, (LANES, obj.dim)), jnp.float32)
+    x0 = jnp.asarray(mid + 0.5 * half * rng.uniform(-1, 1, (lanes, obj.dim)), jnp.float32)
     a, b = LEARNING_RATES[name]
-    lane_hp = {"learning_rate": jnp.asarray(np.geomspace(a, b, LANES), jnp.float32)}
+    lane_hp = {"learning_rate": jnp.asarray(np.geomspace(a, b, lanes), jnp.float32)}
     for k, v in (lane_hp_extra or {}).items():
         lane_hp[k] = jnp.asarray(v, jnp.float32)
     fixed_hp = {k: jnp.float32(v) for k, v in (fixed or {}).items()}
@@ -60,7 +64,7 @@ def _inputs(obj, name, lane_hp_extra=None, fixed=None):
     return x0, lane_hp, fixed_hp, consts
 
 
-def _run_both(spec, x0, lane_hp, fixed_hp, consts):
+def _run_both(spec, x0, lane_hp, fixed_hp, consts, block=None):
     """Two chunks of each path from the same carry, [(carry, hist, outputs)] per path, and
     the XLA path's own sensitivity to rounding: per value of every chunk, the largest change
     when the same steps run as another compiled program (block by block), when the learning
@@ -73,7 +77,7 @@ def _run_both(spec, x0, lane_hp, fixed_hp, consts):
     lanes end within tol and steps_to_tol is tested, not only NEVER."""
     init = jax.jit(programs.make_init(spec))
     xla = jax.jit(programs.make_chunk(spec, BLOCKS, RECORD_EVERY))
-    fu = jax.jit(fused.make_chunk(spec, BLOCKS, RECORD_EVERY, interpret=True))
+    fu = jax.jit(fused.make_chunk(spec, BLOCKS, RECORD_EVERY, interpret=True, block=block))
 
     def two_chunks(run, consts):
         c, out = init(x0, lane_hp, fixed_hp, None, jnp.float32(1e12)), []
@@ -141,21 +145,20 @@ def _close(name, got, want, sens):
     )
 
 
-def _compare(spec, *inputs):
-    xla, fu, sens = _run_both(spec, *inputs)
+def _compare(spec, *inputs, block=None):
+    xla, fu, sens = _run_both(spec, *inputs, block=block)
     for k, ((c1, h1, o1), (c2, h2, o2), (sh, so)) in enumerate(zip(xla, fu, sens, strict=True)):
         chunk = f"chunk {k}"
-        # steps to tol: identical. The divergence step may move only where a one-ulp change
-        # moves the XLA path's own (a lane blowing up slowly); whether a lane diverges may not
+        # steps to tol and divergence steps: identical, except in lanes where a one-ulp
+        # change moves the XLA path's own (one lane of the slow matrix: RMSProp bouncing in
+        # and out of tol at a minimum, 35 or 49 in the XLA path itself, 49 fused); whether a
+        # lane reaches tol or diverges, i.e. its status, is identical in every lane
         never = programs.NEVER
-        np.testing.assert_array_equal(o2["steps_to_tol"], o1["steps_to_tol"], err_msg="stt")
-        loose = so["diverged_step"] > 0
-        np.testing.assert_array_equal(
-            o2["diverged_step"][~loose], o1["diverged_step"][~loose], err_msg=f"{chunk}: div"
-        )
-        np.testing.assert_array_equal(
-            o2["diverged_step"] == never, o1["diverged_step"] == never, err_msg="diverged"
-        )
+        for key in ("steps_to_tol", "diverged_step"):
+            firm = so[key] == 0
+            np.testing.assert_array_equal(o2[key][firm], o1[key][firm], err_msg=f"{chunk} {key}")
+            np.testing.assert_array_equal(o2[key] == never, o1[key] == never, err_msg=key)
+            assert firm.mean() >= 0.9, f"{chunk}: {key} moved by rounding in most lanes"
         np.testing.assert_array_equal(o2["final_hit"], o1["final_hit"], err_msg="final_hit")
         np.testing.assert_array_equal(c2["thr"], c1["thr"])
         np.testing.assert_array_equal(c2["x0"], c1["x0"])
@@ -195,20 +198,20 @@ def _compare(spec, *inputs):
     assert 0 < within.sum() < len(within)  # tol splits the lanes: steps_to_tol is compared
 
 
-FAST = [
-    ("adam", "rosenbrock", "plain"),
-    ("gd", "peaks", "plain"),
-    ("momentum", "quadratic(dim=4)", "cosine+clip_norm"),
-    ("rmsprop", "expression", "warmup+clip+decay"),
+FAST = [  # (optimizer, objective, options, lanes, lanes per kernel program)
+    ("adam", "rosenbrock", "plain", LANES, None),
+    ("gd", "peaks", "plain", 50, 16),  # 4 programs, the last padded with 14 copies of a lane
+    ("momentum", "quadratic(dim=4)", "cosine+clip_norm", LANES, None),
+    ("rmsprop", "expression", "warmup+clip+decay", LANES, None),
 ]
 
 
-@pytest.mark.parametrize(("name", "label", "options"), FAST)
-def test_fused_matches_xla_path(name, label, options):
+@pytest.mark.parametrize(("name", "label", "options", "lanes", "block"), FAST)
+def test_fused_matches_xla_path(name, label, options, lanes, block):
     obj = OBJECTIVES[label]()
     static, fixed = OPTIONS[options]
     spec = make_spec(obj, name, static, fixed=tuple(fixed))
-    _compare(spec, *_inputs(obj, name, fixed=fixed))
+    _compare(spec, *_inputs(obj, name, fixed=fixed, lanes=lanes), block=block)
 
 
 def test_fused_with_swept_and_fixed_hyperparameters():
@@ -217,23 +220,6 @@ def test_fused_with_swept_and_fixed_hyperparameters():
     spec = make_spec(obj, "amsgrad", fixed=("b2",), lane_names=("learning_rate", "b1"))
     b1 = np.linspace(0.5, 0.95, LANES)
     _compare(spec, *_inputs(obj, "amsgrad", lane_hp_extra={"b1": b1}, fixed={"b2": 0.99}))
-
-
-def test_fused_lanes_not_a_multiple_of_the_block():
-    # 64 lanes in blocks of 16 lanes, then 50 lanes (padded to 64): the same lanes' numbers
-    obj = objectives.get("peaks")
-    spec = make_spec(obj, "nesterov")
-    x0, hp, fx, cst = _inputs(obj, "nesterov")
-    carry = jax.jit(programs.make_init(spec))(x0, hp, fx, None, jnp.float32(1e12))
-    whole = jax.jit(fused.make_chunk(spec, 2, 5, interpret=True, block=16))
-    _, hist, out = whole(carry, hp, fx, cst, jnp.int32(0))
-    part = jax.tree.map(lambda a: a[:50] if a.ndim and a.shape[0] == LANES else a, carry)
-    _, hist50, out50 = jax.jit(fused.make_chunk(spec, 2, 5, interpret=True))(
-        part, {k: v[:50] for k, v in hp.items()}, fx, cst, jnp.int32(0)
-    )
-    assert hist50.shape == (2, 50)
-    np.testing.assert_array_equal(np.asarray(hist50), np.asarray(hist)[:, :50])
-    np.testing.assert_array_equal(np.asarray(out50["final_x"]), np.asarray(out["final_x"])[:50])
 
 
 @pytest.mark.slow  # ~6 s a case on 2 busy cores
@@ -318,3 +304,23 @@ def test_scalarize_refuses_what_has_no_elementwise_form():
     closed = jax.make_jaxpr(lambda x: jnp.cumsum(x)[-1] + jnp.sort(x)[0])(jnp.ones(3))
     with pytest.raises(scalarize.Unsupported, match=r"cumsum|sort"):
         scalarize.check(closed)
+
+
+@pytest.mark.slow
+def test_fused_in_float64():
+    import dataclasses
+
+    with jax.enable_x64(True):
+        obj = objectives.get("rosenbrock")
+        sp = dataclasses.replace(make_spec(obj, "adam"), dtype="float64")
+        x0 = jnp.asarray(np.random.default_rng(0).uniform(-2, 2, (32, 2)))
+        hp = {"learning_rate": jnp.geomspace(1e-3, 1e-1, 32)}
+        carry = programs.make_init(sp)(x0, hp, {}, None, jnp.float64(1e12))
+        consts = {"tol": jnp.float64(1e-2), "f_min": jnp.float64(0), "noise": jnp.float64(0)}
+        args = (carry, hp, {}, consts, jnp.int32(0))
+        want = jax.jit(programs.make_chunk(sp, 2, 10))(*args)
+        got = jax.jit(fused.make_chunk(sp, 2, 10, interpret=True))(*args)
+        for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+            assert w.dtype == g.dtype
+        np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-12)
+        np.testing.assert_array_equal(got[2]["steps_to_tol"], want[2]["steps_to_tol"])

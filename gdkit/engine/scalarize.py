@@ -73,16 +73,6 @@ def elements(a) -> np.ndarray:
     return out
 
 
-def gather(values: np.ndarray, lanes: int | None):
-    """An object array of per-lane vectors -> one array [*shape, lanes] (or [*shape] when every
-    element is shared and `lanes` is None); for results that leave the kernel as arrays."""
-    flat = [_lane(e, lanes) if lanes else jnp.asarray(e) for e in values.reshape(-1)]
-    tail = (lanes,) if lanes else ()
-    if not flat:
-        return jnp.zeros((*values.shape, *tail))
-    return jnp.stack(flat).reshape(*values.shape, *tail)
-
-
 def _lane(e, lanes: int):
     """Element e as a [lanes] vector (a shared scalar broadcast)."""
     e = jnp.asarray(e)
