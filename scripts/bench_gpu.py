@@ -12,8 +12,7 @@ fused kernels.
         (a) bare: a hand-written jit(vmap(scan)) with one step counter shared by all lanes
             and no bookkeeping, as a careful JAX user writes it
         (b) gdkit.sweep(engine="xla")
-        (c) gdkit.sweep(engine="fused"); while gdkit.sweep has no `engine=` yet, the fused
-            chunk program itself (gdkit.engine.fused.make_chunk from programs.make_init)
+        (c) gdkit.sweep(engine="fused")
         (d) PyTorch if installed: the same step batched by hand under torch.compile
       Each method runs in a child process per lane count (so peak device memory is its own)
       and reports trajectory-steps/s (best of 2 timed runs after a warm-up), compile time
@@ -31,7 +30,6 @@ README's GPU table are to be filled in from a run of this script on one.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -150,13 +148,8 @@ def _bare(opt, obj, x0, lrs, steps):
 
 
 def _gdkit(engine, opt, obj, x0, lrs, steps):
-    """(b) / (c): gdkit.sweep with engine=, or the fused chunk program directly when this
-    gdkit.sweep has no `engine=` yet."""
+    """(b) / (c): gdkit.sweep with the back end forced."""
     import gdkit
-
-    if engine == "fused" and "engine" not in inspect.signature(gdkit.sweep).parameters:
-        return _fused_direct(opt, obj, x0, lrs, steps)
-    kw = {"engine": engine} if "engine" in inspect.signature(gdkit.sweep).parameters else {}
 
     def run():
         return gdkit.sweep(
@@ -167,7 +160,7 @@ def _gdkit(engine, opt, obj, x0, lrs, steps):
             steps=steps,
             tol=1e-6,
             progress=False,
-            **kw,
+            engine=engine,
         )
 
     # x0: one start, the lanes are the learning rates (as in scripts/bench_sweep.py); the
@@ -176,40 +169,8 @@ def _gdkit(engine, opt, obj, x0, lrs, steps):
     return {
         "seconds": best,
         "compile": max(0.0, first - best),
-        "via": f"gdkit.sweep(engine={engine!r})" if kw else "gdkit.sweep (no engine= yet)",
+        "via": f"gdkit.sweep(engine={engine!r})",
         "statuses": {k: int(v) for k, v in r.counts().items()},
-    }
-
-
-def _fused_direct(opt, obj, x0, lrs, steps):
-    import jax
-    import jax.numpy as jnp
-
-    from gdkit.engine import fused, programs, resolve
-
-    make, _name, key = resolve.optimizer(opt)
-    metric = "gap" if obj.f_min is not None else "grad_norm"
-    spec = programs.Spec(obj, make, key, ("learning_rate",), (), (), "float32", metric, False, 1)
-    interpret = jax.default_backend() == "cpu"
-    record = 100 if steps % 100 == 0 else steps
-    chunk = jax.jit(fused.make_chunk(spec, steps // record, record, interpret=interpret))
-    init = jax.jit(programs.make_init(spec))
-    hp = {"learning_rate": jnp.asarray(lrs)}
-    consts = {
-        "tol": jnp.float32(1e-6),
-        "f_min": jnp.float32(obj.f_min or 0.0),
-        "noise": jnp.float32(0.0),
-    }
-
-    def run():
-        carry = init(jnp.asarray(x0), hp, {}, None, jnp.float32(1e12))
-        jax.block_until_ready(chunk(carry, hp, {}, consts, jnp.int32(0)))
-
-    first, best, _ = _timed(run)
-    return {
-        "seconds": best,
-        "compile": max(0.0, first - best),
-        "via": "fused.make_chunk" + (" (Pallas interpreter)" if interpret else " (Triton)"),
     }
 
 
