@@ -99,7 +99,10 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         with clock("import"):
             backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
         if not (args.no_cache or _cache.disabled_by_env()):
-            _cache.enable_compilation_cache()
+            try:
+                _cache.enable_compilation_cache()
+            except OSError as e:  # a read-only or full home: run without the cache
+                _note("run")(f"compiled programs are not cached ({e.strerror}: {e.filename})")
         config_mod.check_names(cfg)
 
         from gdkit.experiments import experiment
