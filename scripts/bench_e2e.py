@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -85,9 +86,11 @@ def configs(spec: str | None) -> list[pathlib.Path]:
 def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> dict:
     """One `gdkit run` in a fresh process: its phases (seconds) and the process's wall time."""
     cmd = [sys.executable, "-m", "gdkit", "run", str(config), "--no-progress", "--out", str(out)]
+    cpu0 = _children_cpu()
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=out.parent)
     wall = time.perf_counter() - t
+    cpu = _children_cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"{config.name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     run_dir = pathlib.Path(proc.stdout.strip().splitlines()[-1])
@@ -100,9 +103,15 @@ def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> dict:
     if not timings["wall"]:
         row["other"] = wall - row["compile"] - row["run"]
     row["wall"] = wall
+    row["cpu"] = cpu  # user + system seconds: less sensitive to other load than wall time
     row["lane_steps"] = sum(s["lanes"] for s in meta["sweeps"]) * max(meta["steps"])
     row["arithmetic_share"] = row["run"] / wall
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def time_cli(env: dict) -> dict:
@@ -131,11 +140,11 @@ def time_cli(env: dict) -> dict:
 
 def row_text(name: str, mode: str, row: dict) -> str:
     cells = " ".join(f"{row[k]:7.2f}" for k in PHASES)
-    return f"{name:<24} {mode:<5} {row['wall']:7.2f} {cells}"
+    return f"{name:<24} {mode:<5} {row['wall']:7.2f} {row['cpu']:7.2f} {cells}"
 
 
 def table(report: dict) -> str:
-    head = f"{'config':<24} {'mode':<5} {'wall':>7} " + " ".join(f"{k:>7}" for k in PHASES)
+    head = f"{'config':<24} {'mode':<5} {'wall':>7} {'cpu':>7} " + " ".join(f"{k:>7}" for k in PHASES)
     lines = [head]
     for name, rows in report["configs"].items():
         lines += [row_text(name, mode, row) for mode, row in rows.items()]

@@ -75,7 +75,6 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
 
     from gdkit import _cache
     from gdkit.experiments import config as config_mod
-    from gdkit.experiments import rundir
 
     clock = Phases(getattr(args, "started", None))
     with user_errors():
@@ -114,6 +113,8 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         _print_plan(console, cfg, jobs, backend)
         return 0
     if resume is not None:
+        from gdkit.experiments import rundir
+
         rundir.mark_incomplete(resume)  # until finish: a resume may re-run a damaged result
     out = pathlib.Path(args.out)
     return _run(cfg, jobs, out, not args.no_progress, console, backend, clock, resume=resume)

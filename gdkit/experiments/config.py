@@ -11,9 +11,8 @@ import difflib
 import math
 import pathlib
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -27,6 +26,9 @@ from pydantic import (
 
 from gdkit import _memory
 from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_yaml, short
+
+if TYPE_CHECKING:  # NumPy loads when a sweep's values are built, not to read a config
+    import numpy as np
 
 PLOTS = ("contour", "loss", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
@@ -48,6 +50,8 @@ def sweep_values(value: Any) -> np.ndarray | None:
     `{linspace: [a, b, n]}`. Fixed: a number, a name (a schedule, say) or a flag.
     Raises ValueError (without the key, which the caller knows) for anything else.
     """
+    import numpy as np
+
     if sweep_length(value) is None:
         return None
     if isinstance(value, dict):
@@ -487,6 +491,8 @@ def _split_key(message: str, name: str) -> tuple[str | None, str]:
 
 def build_objective(spec: ObjectiveSpec):
     """The `Objective` an `ObjectiveSpec` names (ValueError when it cannot be built)."""
+    import numpy as np
+
     from gdkit import objectives
     from gdkit.objectives import Minimum
 
