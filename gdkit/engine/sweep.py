@@ -314,13 +314,19 @@ class _progress:
 
     Until the first steps are done (the programs compile) it reads "compiling" with the time
     elapsed and a moving bar, never a still 0%; then steps done, their rate and the time left.
-    On a pipe or a file rich draws nothing (no control codes), and the bar is gone when done.
+    Only on a terminal (or in Jupyter): a pipe or a CI log gets no control codes and no blank
+    lines. The bar is gone when done.
     """
 
     def __init__(self, enabled: bool, total: int, label: str):
         self.enabled, self.total, self.label = enabled, total, label
 
     def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+
+            console = Console()  # a pipe or CI log: no bar, so no blank line left behind
+            self.enabled = console.is_terminal or console.is_jupyter
         if not self.enabled:
             return lambda k: None
         from rich.progress import (
