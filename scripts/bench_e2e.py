@@ -144,7 +144,9 @@ def row_text(name: str, mode: str, row: dict) -> str:
 
 
 def table(report: dict) -> str:
-    head = f"{'config':<24} {'mode':<5} {'wall':>7} {'cpu':>7} " + " ".join(f"{k:>7}" for k in PHASES)
+    head = f"{'config':<24} {'mode':<5} {'wall':>7} {'cpu':>7} " + " ".join(
+        f"{k:>7}" for k in PHASES
+    )
     lines = [head]
     for name, rows in report["configs"].items():
         lines += [row_text(name, mode, row) for mode, row in rows.items()]
