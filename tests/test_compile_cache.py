@@ -2,9 +2,12 @@
 computes the same bits as a fresh compile (one worker process; the cache is process-wide)."""
 
 import json
+import os
+import pathlib
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -134,3 +137,51 @@ def test_clear_removes_every_version_and_nothing_else(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     assert _cache.clear_compilation_cache(tmp_path) == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_gdkit_run_writes_the_same_numbers_cold_warm_and_uncached(tmp_path):
+    """Three `gdkit run`s of one config: cold cache, warm cache, --no-cache: runs.csv and
+    curves.npz the same bytes; the first fills the per-user cache, --no-cache leaves it be."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "name: c\nobjectives: [{name: rosenbrock}, {name: peaks}]\n"
+        "optimizers: [{name: adam, learning_rate: {logspace: [-3, -1, 4]}}]\n"
+        "steps: 60\ntol: 1.0e-6\nplots: []\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("GDKIT_NO_CACHE", None)
+    folder = tmp_path / "cache" / "gdkit"
+    dirs = []
+    for extra in ([], [], ["--no-cache"]):
+        before = sorted(folder.rglob("*")) if folder.exists() else []
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gdkit",
+                "run",
+                str(config),
+                "--no-progress",
+                "--out",
+                str(tmp_path / "runs"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        run_dir = pathlib.Path(proc.stdout.strip().splitlines()[-1])
+        meta = json.loads((run_dir / "meta.json").read_text())
+        assert set(meta["timings"]) >= {"import", "compile", "run", "write", "wall"}
+        assert "time " in proc.stdout and "compile" in proc.stdout.splitlines()[-2]
+        dirs.append((run_dir, meta, before, sorted(folder.rglob("*"))))
+        time.sleep(1.1)  # run directories are named by the second
+    (cold, m1, b1, a1), (warm, m2, _, a2), (off, m3, _, a3) = dirs
+    assert b1 == [] and len(a1) > 0 and a2 == a1 == a3  # warm and --no-cache add nothing
+    assert m1["compile_cache"].startswith(str(folder)) and m3["compile_cache"] is None
+    assert m2["timings"]["compile"] < m1["timings"]["compile"]
+    for name in ("runs.csv", "curves.npz"):
+        assert (cold / name).read_bytes() == (warm / name).read_bytes() == (off / name).read_bytes()

@@ -98,10 +98,9 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         with clock("import"):
             backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
         if not (args.no_cache or _cache.disabled_by_env()):
-            try:
+            # A read-only or full home: the run goes on uncached (meta.json's compile_cache).
+            with contextlib.suppress(OSError):
                 _cache.enable_compilation_cache()
-            except OSError as e:  # a read-only or full home: run without the cache
-                _note("run")(f"compiled programs are not cached ({e.strerror}: {e.filename})")
         config_mod.check_names(cfg)
 
         from gdkit.experiments import experiment
@@ -423,6 +422,7 @@ def _compute(cfg, run_dir, progress, t0, clock, resume: bool):
         "compile_time": sum(r.compile_time for r in results),
         "run_time": sum(r.run_time for r in results),
         "wall_time": time.perf_counter() - t0,
+        "compile_cache": jax.config.jax_compilation_cache_dir,  # None: off
         "resumed": resume,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sweeps": [
