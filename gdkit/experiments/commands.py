@@ -300,7 +300,7 @@ class Phases:
         return out
 
     def line(self) -> str:
-        """One line for the end of a run: `time: compile 2.1 s, run 0.5 s, ...`."""
+        """One line for the end of a run: `time 9.8 s: import 1.9 s, compile 2.1 s, ...`."""
         rec = self.record()
         parts = [f"{k} {v:.2f} s" for k, v in rec.items() if k != "wall" and v >= 0.005]
         return f"time {rec['wall']:.1f} s: " + ", ".join(parts)
