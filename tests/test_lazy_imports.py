@@ -126,3 +126,35 @@ def test_gdkit_public_names_load_on_first_use():
         timeout=120,
     ).returncode
     assert rc == 0
+
+
+def test_progress_on_a_pipe_leaves_no_blank_lines_or_control_codes():
+    """`gdkit run` with its progress bar on, stdout a pipe: no bar, no escape codes, no blank
+    lines; the last lines are the time split and the run directory."""
+    code = textwrap.dedent(
+        """
+        import sys, tempfile
+        from gdkit import sweep
+        r = sweep("rosenbrock", "adam", grid={"learning_rate": [0.01, 0.1]}, steps=50,
+                  tol=1e-6, progress="1/1 rosenbrock / adam")
+        r = sweep("rosenbrock", "adam", grid={"learning_rate": [0.01, 0.1]}, steps=50,
+                  tol=1e-6, progress=True)
+        print("done")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout == "done\n" and "\x1b" not in out.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gdkit; gdkit.sweep('rosenbrock', 'adam', grid={}, steps=5, tol=1e-6, "
+            "progress=2)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "progress must be True or False, got 2" in bad.stderr
