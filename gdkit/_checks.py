@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import reprlib
+import sys
 from typing import Any
-
-import numpy as np
 
 from gdkit import _memory
 
@@ -34,7 +33,8 @@ def short(value: Any, limit: int = 60) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 96:
         digits = int(value.bit_length() * math.log10(2)) + 1
         return f"<an integer of {digits} digits>"
-    if isinstance(value, np.ndarray) and value.size > 8:
+    np = sys.modules.get("numpy")  # not loaded: `value` is no NumPy array (and none is needed)
+    if np is not None and isinstance(value, np.ndarray) and value.size > 8:
         text = f"array of shape {value.shape} ({value.dtype})"
     else:
         try:
@@ -47,11 +47,15 @@ def short(value: Any, limit: int = 60) -> str:
 
 def is_int(value: Any) -> bool:
     """A Python or NumPy integer, not a bool."""
+    import numpy as np
+
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
 def is_real(value: Any) -> bool:
     """A Python or NumPy real number (integers included), not a bool."""
+    import numpy as np
+
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
         value, bool | np.bool_
     )
@@ -103,6 +107,8 @@ def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool, finite: bool) 
 
 def boolean(where: str, name: str, value: Any) -> bool:
     """`value` if it is True or False (NumPy bools too)."""
+    import numpy as np
+
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{where}: {name} must be True or False, got {short(value)}")
     return bool(value)

@@ -6,3 +6,10 @@ the environment as it is and get the CLI's own device setup."""
 import jax
 
 jax.devices()
+
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+# `gdkit run` keeps compiled programs in a per-user cache: the tests (and the subprocesses
+# they start) use one of their own, so they neither read nor fill the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gdkit-test-cache-")

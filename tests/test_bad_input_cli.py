@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
+import importlib
 import os
 import pathlib
 import subprocess
@@ -422,7 +423,8 @@ def _only_run_dir(out: pathlib.Path) -> pathlib.Path:
 
 def _fail_second_sweep(monkeypatch, exc: BaseException):
     """The second sweep of the run raises `exc` (the first finishes and is saved)."""
-    engine = sys.modules["gdkit.engine.sweep"]  # the module (gdkit.sweep is also the function)
+    # The module (gdkit.sweep is also the function); gdkit loads it on first use.
+    engine = importlib.import_module("gdkit.engine.sweep")
     real, calls = engine.sweep, []
 
     def sweep(*args, **kwargs):

@@ -96,6 +96,47 @@ def test_every_epoch_is_a_permutation_and_epochs_reshuffle():
     np.testing.assert_array_equal(raw, idx[0])  # raw uint32[2] key data works the same
 
 
+@pytest.mark.parametrize("n, b", [(1, 1), (2, 1), (5, 1), (200, 1), (200, 10), (257, 3), (1000, 7)])
+def test_each_lane_visits_every_sample_once_per_epoch(n, b):
+    """As the engine calls it: vmapped over lanes (their own keys), compiled, three epochs."""
+    per_epoch = n // b
+    keys = jax.random.split(jax.random.key(3), 8)
+    steps = jnp.arange(3 * per_epoch)
+    f = jax.jit(jax.vmap(jax.vmap(lambda k, s: batch_indices(k, s, n, b), (None, 0)), (0, None)))
+    idx = np.asarray(f(keys, steps)).reshape(8, 3, per_epoch * b)  # [lane, epoch, samples]
+    for lane in idx:
+        for epoch in lane:
+            assert len(set(epoch.tolist())) == per_epoch * b  # no sample twice in an epoch
+            assert epoch.min() >= 0 and epoch.max() < n
+            if n % b == 0:
+                np.testing.assert_array_equal(np.sort(epoch), np.arange(n))
+    if n >= 10:  # seeds and epochs shuffle their own way (n! orders: no collisions)
+        assert len({lane[0].tobytes() for lane in idx}) == 8
+        assert len({e.tobytes() for e in idx[0]}) == 3
+
+
+@pytest.mark.parametrize("n", [7, 10])
+def test_the_shuffle_is_uniform_over_seeds(n):
+    """Which sample comes first, which last, and which (first, second) pair, over 4,000
+    seeds: chi-square statistics near their degrees of freedom (a 4-round network, or any
+    structured shuffle, lands at 3-8x them)."""
+    seeds = 4000
+    keys = jax.random.split(jax.random.key(0), seeds)
+    idx = np.asarray(jax.jit(jax.vmap(lambda k: batch_indices(k, 0, n, n)))(keys))
+
+    def chi2(counts, expected):
+        return float(((counts - expected) ** 2 / expected).sum())
+
+    first = chi2(np.bincount(idx[:, 0], minlength=n), seeds / n)
+    last = chi2(np.bincount(idx[:, -1], minlength=n), seeds / n)
+    pairs = np.zeros((n, n))
+    np.add.at(pairs, (idx[:, 0], idx[:, 1]), 1)
+    assert np.all(np.diag(pairs) == 0)
+    pair = chi2(pairs[~np.eye(n, dtype=bool)], seeds / (n * (n - 1)))
+    dof, pair_dof = n - 1, n * (n - 1) - 1
+    assert first < 3 * dof and last < 3 * dof and pair < 1.6 * pair_dof, (first, last, pair)
+
+
 def test_batch_size_that_does_not_divide_n_drops_a_few_per_epoch():
     n, b = 10, 3  # 3 steps per epoch, one sample left out
     key = jax.random.key(2)

@@ -9,11 +9,14 @@ shards in parallel, one per core. Results do not depend on the device count.
 from __future__ import annotations
 
 import os
+import sys
 
 _FLAG = "--xla_force_host_platform_device_count"
 
 
 def _backend_started() -> bool:
+    if "jax" not in sys.modules:  # not imported yet: nothing started (and no need to import)
+        return False
     try:
         from jax._src import xla_bridge
     except ImportError:  # pragma: no cover - JAX without the module: assume it started

@@ -60,7 +60,7 @@ def sweep(
     unroll: int = 1,
     tile_lanes: int | None = None,
     engine: str = "auto",
-    progress: bool = True,
+    progress: bool | str = True,
     checkpoint: _checkpoint.Checkpoint | None = None,
 ) -> SweepResult:
     """Runs `optimizer` on `objective` for every grid point x start x seed, as one program.
@@ -111,7 +111,9 @@ def sweep(
         else XLA. `sweep.plan(...)` says which back end runs and why. For tests, the
         environment variable GDKIT_XLA_BACKEND=xla_gpu (or xla_cpu) forces that XLA
         layout whatever the devices are, e.g. the GPU layout on CPU host devices.
-      progress: show a progress bar (rich).
+      progress: show a progress bar (rich): it shows compiling, with the time elapsed, until
+        the first chunk of steps ends, then the trajectory-steps done, their rate and the time
+        left. A string is the bar's label (default: objective / optimizer).
       checkpoint: a `gdkit.Checkpoint`, or a path (a Checkpoint there, with its defaults):
         after a chunk of steps (at most every few seconds) the whole state of the sweep is
         saved there; a later call with the same arguments and the same checkpoint resumes
@@ -141,7 +143,10 @@ def sweep(
     )
     memory_budget, max_lanes_per_chunk = check_chunks(p, memory_budget, max_lanes_per_chunk)
     lanes = None if trajectories is None else _trajectory_lanes(trajectories, p.n)
-    progress = _checks.boolean("sweep", "progress", progress)
+    label = f"{p.obj.name} / {p.opt_name}"
+    if isinstance(progress, str):
+        label, progress = progress, True
+    progress = _checks.boolean("sweep", "progress", progress) and label
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
     _warn_fallbacks(p)
     clock = [0.0]
@@ -193,7 +198,7 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
             "carry": [arrays[f"carry_{i}"] for i in range(meta["n_carry"])],
             "hist": [arrays[f"hist_{i}"] for i in range(meta["n_hist"])],
         }
-    with _progress(progress, p.steps * p.n, f"{p.obj.name} / {p.opt_name}") as advance:
+    with _progress(bool(progress), p.steps * p.n, progress or "") as advance:
         for ci, static, lanes in p.combos():
             if ci < start_combo:  # finished before an interruption: its outputs are in `out`
                 advance(p.steps * lanes.size)
@@ -344,12 +349,23 @@ sweep.plan = plan  # `gdkit.sweep.plan(...)`: what `gdkit.sweep(...)` would run,
 
 
 class _progress:
-    """A rich progress bar over trajectory-steps; a no-op when disabled."""
+    """A rich progress bar over trajectory-steps; a no-op when disabled.
+
+    Until the first steps are done (the programs compile) it reads "compiling" with the time
+    elapsed and a moving bar, never a still 0%; then steps done, their rate and the time left.
+    Only on a terminal (or in Jupyter): a pipe or a CI log gets no control codes and no blank
+    lines. The bar is gone when done.
+    """
 
     def __init__(self, enabled: bool, total: int, label: str):
         self.enabled, self.total, self.label = enabled, total, label
 
     def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+
+            console = Console()  # a pipe or CI log: no bar, so no blank line left behind
+            self.enabled = console.is_terminal or console.is_jupyter
         if not self.enabled:
             return lambda k: None
         from rich.progress import (
@@ -363,15 +379,35 @@ class _progress:
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[done]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=True,
         )
         self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda k: self.bar.advance(task, k)
+        # total=None: rich animates the bar (work without a measure) instead of showing 0%.
+        task = self.bar.add_task(f"{self.label}: compiling", total=None, done="")
+        started = [False]
+
+        def advance(k: int) -> None:
+            if not started[0]:
+                started[0] = True
+                self.bar.reset(task, total=self.total, description=f"{self.label}: steps")
+            self.bar.advance(task, k)
+            t = self.bar.tasks[0]
+            rate = t.speed or (t.completed / t.elapsed if t.elapsed else 0.0)
+            done = f"{t.completed / self.total:4.0%} {_per_second(rate)} steps/s"
+            self.bar.update(task, done=done)
+
+        return advance
 
     def __exit__(self, *exc):
         if self.enabled:
             self.bar.stop()
+
+
+def _per_second(rate: float) -> str:
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if rate >= scale:
+            return f"{rate / scale:.1f} {unit}"
+    return f"{rate:.0f}"

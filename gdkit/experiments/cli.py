@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -23,9 +24,11 @@ MAX_MESSAGE = 500  # characters of an error line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
     use_all_cpu_cores()  # one JAX device per core, before anything starts JAX's backend
     parser = _parser()
     args = parser.parse_args(_glue_values(sys.argv[1:] if argv is None else list(argv)))
+    args.started = started
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -126,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither load nor keep compiled programs in the per-user cache (also: "
+        "GDKIT_NO_CACHE=1); `gdkit cache clear` empties it",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the resolved config and the planned work, run nothing",
@@ -194,6 +203,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_list)
 
     p = sub.add_parser(
+        "cache",
+        help="where compiled programs are kept, and emptying it",
+        description="`gdkit run` keeps every program it compiles in a per-user cache "
+        "($XDG_CACHE_HOME/gdkit, else ~/.cache/gdkit; one folder per gdkit version) and "
+        "loads it from there next time. `dir` prints the folder, `clear` deletes it.",
+    )
+    p.add_argument("action", choices=["dir", "clear"], help="print the folder, or empty it")
+    p.set_defaults(handler=_cmd_cache)
+
+    p = sub.add_parser(
         "check-grad",
         help="compare reverse-mode, forward-mode and finite-difference gradients of an objective",
         description="Gradients three ways: jax.grad, jax.jacfwd and central "
@@ -224,33 +243,43 @@ def _allow_import_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args) -> int:
+    """From the declarations (`gdkit._catalog`): listing imports neither JAX nor optax."""
     from rich.table import Table
 
-    from gdkit import objectives
+    from gdkit import _catalog
 
     console = _commands.rich_console()
     if args.what in (None, "objectives"):
         table = Table(title="objectives", show_lines=False)
         for col in ("name", "description", "parameters"):
             table.add_column(col)
-        for e in objectives.entries():
+        for e in _catalog.objectives():
             params = ", ".join(f"{k}={v!r}" for k, v in e.params.items())
             table.add_row(e.name, e.description, params)
         console.print(table)
     if args.what in (None, "optimizers"):
-        from gdkit import optimizers
-
         table = Table(title="optimizers")
         for col in ("name", "description", "hyperparameters"):
             table.add_column(col)
-        for e in optimizers.entries():
-            params = ", ".join(f"{k}={v!r}" for k, v in e.hparams.items())
+        for e in _catalog.optimizers():
+            params = ", ".join(f"{k}={v!r}" for k, v in e.params.items())
             table.add_row(e.name, e.description, params)
         console.print(table)
         console.print(
             "every optimizer also takes: "
-            + ", ".join(f"{k}={v!r}" for k, v in optimizers.entries()[0].options.items())
+            + ", ".join(f"{k}={v!r}" for k, v in _catalog.optimizer_options().items())
         )
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from gdkit import _cache
+
+    if args.action == "dir":
+        print(_cache.cache_dir())
+    else:
+        freed = _cache.clear_compilation_cache()
+        print(f"removed {freed / 2**20:.1f} MB of compiled programs from {_cache.cache_root()}")
     return 0
 
 

@@ -11,9 +11,8 @@ import difflib
 import math
 import pathlib
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -28,6 +27,9 @@ from pydantic import (
 
 from gdkit import _memory
 from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_yaml, short
+
+if TYPE_CHECKING:  # NumPy loads when a sweep's values are built, not to read a config
+    import numpy as np
 
 PLOTS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
 # Keys of an optimizer entry that set up the objective, not the optimizer.
@@ -49,6 +51,8 @@ def sweep_values(value: Any) -> np.ndarray | None:
     `{linspace: [a, b, n]}`. Fixed: a number, a name (a schedule, say) or a flag.
     Raises ValueError (without the key, which the caller knows) for anything else.
     """
+    import numpy as np
+
     if sweep_length(value) is None:
         return None
     if isinstance(value, dict):
@@ -427,15 +431,48 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def check_names(config: ExperimentConfig) -> None:
-    """Objective and optimizer names, parameters and hyperparameter values, checked by building
-    each one (once per swept value) before anything is compiled."""
-    from gdkit import optimizers
-    from gdkit.experiments.footprint import check_size
-    from gdkit.objectives._imported import ImportPathError
+def check_declared(config: ExperimentConfig) -> None:
+    """The names a config uses: objectives, optimizers and their hyperparameter keys, checked
+    against gdkit's declarations (`gdkit._catalog`), which imports nothing: a misspelt name
+    is reported before JAX starts."""
+    from gdkit import _catalog
 
     if config.noise is not None and config.seeds is None:
         raise ConfigError("noise: gradient noise needs seeds (e.g. seeds: 4)")
+    for i, spec in enumerate(config.objectives):
+        if spec.name is not None and ":" not in spec.name:
+            try:
+                _catalog.find("objective", spec.name)
+            except ValueError as e:
+                raise ConfigError(f"objectives.{i}: {e}") from None
+    for i, spec in enumerate(config.optimizers):
+        where = f"optimizers.{i}"
+        try:
+            declared = _catalog.find("optimizer", spec.name)
+        except ValueError as e:
+            raise ConfigError(f"{where}.name: {e}") from None
+        allowed = [*_catalog.optimizer_keys(declared), *OBJECTIVE_SETTINGS]
+        for key, value in spec.hparams.items():
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(
+                    f"{where}.{key}: {spec.name} has no such hyperparameter{did};"
+                    f" allowed: {', '.join(allowed)}"
+                )
+            try:
+                sweep_length(value)
+            except ValueError as e:
+                raise ConfigError(f"{where}.{key}: {e}") from None
+
+
+def check_names(config: ExperimentConfig) -> None:
+    """Objective and optimizer names, parameters and hyperparameter values, checked by building
+    each one (once per swept value) before anything is compiled."""
+    from gdkit.experiments.footprint import check_size
+    from gdkit.objectives._imported import ImportPathError
+
+    check_declared(config)
     # The sizes the config states (an objective's `dim`), before an objective is built.
     check_size(config, [_given_dim(spec) for spec in config.objectives])
     built = []
@@ -461,25 +498,7 @@ def check_names(config: ExperimentConfig) -> None:
                 f"machine has ({_memory.describe(_memory.total_bytes())})"
             ) from None
     for i, spec in enumerate(config.optimizers):
-        where = f"optimizers.{i}"
-        try:
-            info = optimizers.info(spec.name)
-        except ValueError as e:
-            raise ConfigError(f"{where}.name: {e}") from None
-        allowed = [*info.hparams, *info.options, *OBJECTIVE_SETTINGS]
-        for key, value in spec.hparams.items():
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                did = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(
-                    f"{where}.{key}: {spec.name} has no such hyperparameter{did};"
-                    f" allowed: {', '.join(allowed)}"
-                )
-            try:
-                sweep_length(value)
-            except ValueError as e:
-                raise ConfigError(f"{where}.{key}: {e}") from None
-        _check_batch_sizes(f"{where}.batch_size", spec.batch_size, config, built)
+        _check_batch_sizes(f"optimizers.{i}.batch_size", spec.batch_size, config, built)
     check_size(config, [obj.dim for obj in built])  # before any swept values are built
     for i, spec in enumerate(config.optimizers):
         _check_values(f"optimizers.{i}", spec)
@@ -537,6 +556,8 @@ def _split_key(message: str, name: str) -> tuple[str | None, str]:
 
 def build_objective(spec: ObjectiveSpec):
     """The `Objective` an `ObjectiveSpec` names (ValueError when it cannot be built)."""
+    import numpy as np
+
     from gdkit import objectives
     from gdkit.objectives import Minimum
 

@@ -132,12 +132,14 @@ def run(
     from gdkit.engine.sweep import sweep
 
     out = []
-    for i, job in enumerate(plan(config)):
+    jobs = plan(config)
+    for i, job in enumerate(jobs):
         result = finished(i, job) if finished is not None else None
         if result is None:
+            label = f"{i + 1}/{len(jobs)} {job.objective.name} / {job.optimizer}"
             result = sweep(
                 **sweep_arguments(config, job),
-                progress=progress,
+                progress=label if progress else False,
                 trajectories=path_lanes(config, job) or "representative",
                 checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
