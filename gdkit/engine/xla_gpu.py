@@ -13,9 +13,12 @@ program, so the device runs it without a host round trip per step; the host sees
 once per chunk, to queue the next one and to fetch the thinned history of the last.
 
 The lanes of a device are padded to a multiple of `ALIGN`, as the CPU back end pads its
-tiles, so that on CPU host devices (where this back end can be forced for tests, see
-`backends.FORCE_ENV`) every lane runs in the vectorized body of XLA's loops and computes the
-same bits as under the CPU back end.
+tiles, so on CPU host devices (where this back end can be forced for tests, see
+`backends.FORCE_ENV`) a device's array has the shape of a CPU tile of as many lanes, and the
+two back ends compute the same bits wherever their arrays agree (one device, or tiles of a
+device's lanes). XLA:CPU rounds the last few lanes of an array differently from the others,
+so where the arrays differ (the CPU back end's default tiles on several devices) the last bits
+of those lanes may differ too (`tests/test_engine_backends.py`).
 """
 
 from __future__ import annotations
