@@ -14,8 +14,12 @@ from gdkit.objectives import Objective
 from gdkit.plots import _common as c
 from gdkit.result import SweepResult
 
+X_AXES = ("steps", "evals")
 
-def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> Figure:
+
+def loss(
+    results: Sequence[SweepResult], objective: Objective | None = None, x_axis: str = "steps"
+) -> Figure:
     """f - f* (log y) against step for each optimizer at its best hyperparameters
     (`best_point`), the line the median over starts and seeds, the band their quartiles
     (min-max for fewer than 4 runs).
@@ -23,6 +27,11 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     Without a known minimum the loss itself is drawn (symlog y when it spans decades). For
     data objectives (`objective.data`) the axes say training loss and its excess over the
     best fit.
+
+    ``x_axis="evals"`` draws against evaluations of f and grad f (their sum) instead, so that
+    methods of different price per step compare fairly: each curve's step numbers times
+    the median over its runs of (f + grad f evaluations) / steps (exact for methods with a
+    fixed price per step, each run's average price for line searches).
 
     Example:
       >>> import numpy as np
@@ -32,8 +41,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
       ...           steps=200, tol=1e-6, progress=False)
       >>> fig = plots.loss([r])
     """
+    if x_axis not in X_AXES:
+        raise ValueError(f"loss: x_axis must be one of {', '.join(X_AXES)}, got {x_axis!r}")
     if not results:
         raise c.NotApplicable("loss: no results")
+    if x_axis == "evals" and any(r.evals is None for r in results):
+        raise c.NotApplicable("loss: a result has no evaluation counts (saved by an old gdkit)")
     name = objective.name if objective is not None else results[0].objective
     f_min = results[0].f_min
     fig = c.new_figure(7.2, 5.0)
@@ -48,8 +61,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     all_h = np.concatenate([h.ravel() for *_, h in curves]) if curves else np.zeros(0)
     floor = c.positive_floor(all_h) if f_min is not None else None
 
+    x_end = 0.0
     for res, color, gidx, hist in curves:
-        steps = np.asarray(res.history_steps)
+        steps = np.asarray(res.history_steps, np.float64)
+        if x_axis == "evals":
+            steps = steps * evals_per_step(res, gidx)
+        x_end = max(x_end, float(steps[-1]) if steps.size else 0.0)
         h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
         runs = h.shape[0]
         with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
@@ -92,8 +109,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         handles.append(
             Patch(color="0.5", alpha=0.3, label=f"median over starts/seeds, band {band}")
         )
-    ax.set_xlabel("step")
-    ax.set_xlim(0, max(r.steps for r in results))
+    if x_axis == "evals":
+        ax.set_xlabel("evaluations of f and grad f (each run's average per step x step)")
+        ax.set_xlim(0, x_end)
+    else:
+        ax.set_xlabel("step")
+        ax.set_xlim(0, max(r.steps for r in results))
     ax.grid(True, which="major", alpha=0.3)
     if data is None:
         ax.set_title(c.shorten(f"{name}: loss at each optimizer's best hyperparameters"))
@@ -101,3 +122,23 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         ax.set_title(c.shorten(f"{name} ({data.n} samples): training loss, best hyperparameters"))
     ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
     return fig
+
+
+def evals_per_step(result: SweepResult, gidx) -> float:
+    """The median over the runs at grid point `gidx` of their f + grad f evaluations per step."""
+    total = c.per_point(result, result.evals["f"] + result.evals["grad"])[gidx]
+    return float(np.median(total)) / max(result.steps, 1)
+
+
+def mixed_prices(results: Sequence[SweepResult]) -> bool:
+    """Whether some optimizer's runs make other than one f and one grad f per step (a line
+    search, a Hessian, a Jacobian): then a plot against evaluations tells more than steps."""
+    for r in results:
+        if r.evals is None:
+            return False
+    return any(
+        set(r.evals) - {"f", "grad"}
+        or np.any(r.evals["f"] != r.steps)
+        or np.any(r.evals["grad"] != r.steps)
+        for r in results
+    )
