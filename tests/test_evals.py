@@ -203,3 +203,46 @@ def test_evaluations_within_1_3x_of_scipy(name, dim):
     ours = {k: int(v.ravel()[0]) for k, v in r.evals_to_tol.items()}
     assert ours["f"] > 0 and theirs_f > 0
     assert ours["f"] <= 1.3 * theirs_f and ours["grad"] <= 1.3 * theirs_grad, (ours, theirs_f)
+
+
+def test_loss_plot_against_evaluations_puts_each_run_at_its_counts():
+    from gdkit import plots
+    from gdkit.plots._loss import mixed_prices, on_evals
+
+    with jax.enable_x64(True):
+        gd = gdkit.sweep(
+            ROSENBROCK,
+            "gd",
+            grid={"learning_rate": [1e-3]},
+            x0=STARTS,
+            steps=50,
+            record_every=1,
+            progress=False,
+        )
+        bfgs = gdkit.sweep(
+            ROSENBROCK,
+            "bfgs",
+            grid={},
+            x0=STARTS,
+            steps=60,
+            tol=1e-8,
+            record_every=1,
+            progress=False,
+        )
+    assert not mixed_prices([gd]) and mixed_prices([gd, bfgs])
+    # first order: 2 evaluations (one f, one grad f) per step, exactly
+    x, h = on_evals(gd, (0,), gd.history.reshape(len(STARTS), -1), points=101)
+    np.testing.assert_allclose(x, np.linspace(0, 100, 101))
+    np.testing.assert_array_equal(h[:, ::2], gd.history.reshape(len(STARTS), -1))
+    # a line search: each run's loss falls within tol exactly at its evaluations to tol
+    runs = bfgs.history.reshape(len(STARTS), -1)
+    x, h = on_evals(bfgs, (), runs, points=4001)
+    for i in range(len(STARTS)):
+        stt = int(bfgs.steps_to_tol.ravel()[i])
+        cost = int(bfgs.evals_to_tol["f"].ravel()[i] + bfgs.evals_to_tol["grad"].ravel()[i])
+        first = x[np.argmax(h[i] == runs[i, stt])]
+        assert abs(first - cost) <= x[1], (i, first, cost)
+    fig = plots.loss([gd, bfgs], ROSENBROCK, x_axis="evals")
+    assert "evaluations" in fig.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="x_axis must be one of steps, evals"):
+        plots.loss([gd], ROSENBROCK, x_axis="wall")

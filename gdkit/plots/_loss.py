@@ -29,9 +29,9 @@ def loss(
     best fit.
 
     ``x_axis="evals"`` draws against evaluations of f and grad f (their sum) instead, so that
-    methods of different price per step compare fairly: each curve's step numbers times
-    the median over its runs of (f + grad f evaluations) / steps (exact for methods with a
-    fixed price per step, each run's average price for line searches).
+    methods of different price per step compare fairly (see `evals_at`: exact for methods
+    of a fixed price per step; for line searches exact at steps to tol and at the end,
+    interpolated in between).
 
     Example:
       >>> import numpy as np
@@ -65,7 +65,7 @@ def loss(
     for res, color, gidx, hist in curves:
         steps = np.asarray(res.history_steps, np.float64)
         if x_axis == "evals":
-            steps = steps * evals_per_step(res, gidx)
+            steps, hist = on_evals(res, gidx, hist)
         x_end = max(x_end, float(steps[-1]) if steps.size else 0.0)
         h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
         runs = h.shape[0]
@@ -110,7 +110,7 @@ def loss(
             Patch(color="0.5", alpha=0.3, label=f"median over starts/seeds, band {band}")
         )
     if x_axis == "evals":
-        ax.set_xlabel("evaluations of f and grad f (each run's average per step x step)")
+        ax.set_xlabel("evaluations of f and grad f (exact at steps to tol and at the end)")
         ax.set_xlim(0, x_end)
     else:
         ax.set_xlabel("step")
@@ -124,10 +124,35 @@ def loss(
     return fig
 
 
-def evals_per_step(result: SweepResult, gidx) -> float:
-    """The median over the runs at grid point `gidx` of their f + grad f evaluations per step."""
+def on_evals(result: SweepResult, gidx, hist: np.ndarray, points: int = 600):
+    """The runs' histories [runs, R] at grid point `gidx` against evaluations of f and grad f
+    (their sum): (x [points], histories [runs, points]), each run holding its last recorded
+    loss until its own evaluations pass x.
+
+    A result keeps no per-step counts, so each run's evaluations by step are piecewise
+    linear through (0, 0), (steps to tol, its evaluations to tol) and (last step, all its
+    evaluations): exact where it reached tol and at the end, and everywhere for methods of a
+    fixed price per step (first-order ones: one f and one grad f per step)."""
+    steps = np.asarray(result.history_steps, np.float64)
     total = c.per_point(result, result.evals["f"] + result.evals["grad"])[gidx]
-    return float(np.median(total)) / max(result.steps, 1)
+    to_tol = c.per_point(result, result.evals_to_tol["f"] + result.evals_to_tol["grad"])[gidx]
+    stt = c.per_point(result, result.steps_to_tol)[gidx]
+    xs = []
+    for i in range(hist.shape[0]):
+        knots, values = [0.0], [0.0]
+        if 0 < stt[i] < result.steps:
+            knots.append(float(stt[i]))
+            values.append(float(to_tol[i]))
+        knots.append(float(result.steps))
+        values.append(max(float(total[i]), values[-1]))
+        xs.append(np.interp(steps, knots, values))
+    end = max(float(x[-1]) for x in xs) if xs and steps.size else 0.0
+    grid = np.linspace(0.0, end, points)
+    out = np.empty((hist.shape[0], points), hist.dtype)
+    for i, x in enumerate(xs):
+        at = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, len(x) - 1)
+        out[i] = hist[i, at]
+    return grid, out
 
 
 def mixed_prices(results: Sequence[SweepResult]) -> bool:
