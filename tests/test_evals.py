@@ -246,3 +246,33 @@ def test_loss_plot_against_evaluations_puts_each_run_at_its_counts():
     assert "evaluations" in fig.axes[0].get_xlabel()
     with pytest.raises(ValueError, match="x_axis must be one of steps, evals"):
         plots.loss([gd], ROSENBROCK, x_axis="wall")
+
+
+def test_counts_resume_from_a_checkpoint_bit_for_bit(tmp_path):
+    # the counts at steps_to_tol are carried between chunks of steps: a resumed sweep has them
+    from test_checkpoint import InterruptAfter, Interrupted
+
+    kw = dict(
+        grid={"learning_rate": [0.5, 1.0]},
+        x0=STARTS,
+        steps=60,
+        chunk_steps=10,
+        tol=1e-8,
+        max_lanes_per_chunk=3,
+        devices=1,
+        progress=False,
+    )
+    with jax.enable_x64(True):
+        whole = gdkit.sweep(ROSENBROCK, "bfgs", **kw)
+        path = tmp_path / "ck.npz"
+        with pytest.raises(Interrupted):
+            gdkit.sweep(ROSENBROCK, "bfgs", checkpoint=InterruptAfter(path, 4), **kw)
+        resumed = gdkit.sweep(
+            ROSENBROCK, "bfgs", checkpoint=gdkit.Checkpoint(path, every=0.0), **kw
+        )
+    assert (whole.steps_to_tol > 0).any()
+    np.testing.assert_array_equal(resumed.final_x, whole.final_x)
+    for a, b in ((whole.evals, resumed.evals), (whole.evals_to_tol, resumed.evals_to_tol)):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
