@@ -70,7 +70,9 @@ class SweepResult:
         (Newton's Hessians) and "jac" (the residuals' Jacobians, least squares) where the
         optimizer made any. First-order methods make one f and one grad f per step; line
         searches count each trial, and the f and grad f they leave at the accepted point are
-        reused by the next step, not evaluated again. None for results saved without them.
+        reused by the next step, not evaluated again. An optax transformation passed to
+        `sweep` directly is counted at one f and one grad f per step (evaluations it makes
+        itself are not seen). None for results saved without counts.
       evals_to_tol: the same counts up to steps_to_tol (what reaching tol cost); -1 where
         steps_to_tol is -1.
       compile_time, run_time: seconds spent compiling and running.
