@@ -66,6 +66,16 @@ class SweepResult:
       history: [..., R] loss at steps `history_steps` (NaN from the divergence on).
       trajectory_lanes / trajectory_x [K, steps+1, d] / trajectory_loss [K, steps+1]: full paths
         of the lanes asked for with `trajectories=` (flat lane indices), else None.
+      evals: name -> per-lane array of the evaluations each run made over all its steps:
+        "f" and "grad" always (one `jax.value_and_grad` call counts one of each), "hess"
+        (Newton's Hessians) and "jac" (the residuals' Jacobians, least squares) where the
+        optimizer made any. First-order methods make one f and one grad f per step; line
+        searches count each trial, and the f and grad f they leave at the accepted point are
+        reused by the next step, not evaluated again. An optax transformation passed to
+        `sweep` directly is counted at one f and one grad f per step (evaluations it makes
+        itself are not seen). None for results saved without counts.
+      evals_to_tol: the same counts up to steps_to_tol (what reaching tol cost); -1 where
+        steps_to_tol is -1.
       compile_time, run_time: seconds spent compiling and running.
       param_names: a name per coordinate of x (`w1[0,3]`, `b`; tree paths for a pytree
         x0), or () for x_0, x_1, ...; `coordinate_names` gives either.
@@ -105,6 +115,8 @@ class SweepResult:
     trajectory_lanes: np.ndarray | None = None
     trajectory_x: np.ndarray | None = None
     trajectory_loss: np.ndarray | None = None
+    evals: dict[str, np.ndarray] | None = None
+    evals_to_tol: dict[str, np.ndarray] | None = None
     compile_time: float = 0.0
     run_time: float = 0.0
     param_names: tuple[str, ...] = ()
@@ -269,13 +281,18 @@ class SweepResult:
         out["diverged_step"] = int(self.diverged_step[flat])
         for n, c in zip(names, self.final_x[flat], strict=True):
             out[f"final_x_{n}"] = float(c)
+        for name, counts in (self.evals or {}).items():
+            out[f"evals_{name}"] = int(counts[flat])
+        for name, counts in (self.evals_to_tol or {}).items():
+            out[f"evals_{name}_to_tol"] = int(counts[flat])
         out["lane"] = lane
         return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per lane in C order: each axis value, x0_j, final_loss, best_loss, gap,
-        final_grad_norm, steps_to_tol, status, diverged_step, final_x_j, lane (j: the
-        coordinate's name in `param_names` when there are names, `w1[0,3]`, else its index)."""
+        final_grad_norm, steps_to_tol, status, diverged_step, final_x_j (j: the coordinate's
+        name in `param_names` when there are names, `w1[0,3]`, else its index), evals_<kind> and
+        evals_<kind>_to_tol (see `evals`), lane."""
         return [self.row(i) for i in range(self.lanes)]
 
     # -- as data -------------------------------------------------------------------------
@@ -313,6 +330,8 @@ class SweepResult:
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
         for i, values in enumerate(self.axes.values()):
             arrays[f"axis_{i}"] = np.asarray(values)
+        for prefix, counts in (("evals_", self.evals), ("evals_to_tol_", self.evals_to_tol)):
+            arrays |= {prefix + k: v for k, v in (counts or {}).items()}
         meta = {
             "format": FORMAT,
             "objective": self.objective,
@@ -364,6 +383,9 @@ class SweepResult:
             names = meta.pop("axes")
             axes = {name: data.pop(f"axis_{i}") for i, name in enumerate(names)}
             fields = {k: data.get(k) for k in _ARRAYS}
+            for prefix, field in (("evals_to_tol_", "evals_to_tol"), ("evals_", "evals")):
+                counts = {k[len(prefix) :]: data.pop(k) for k in list(data) if k.startswith(prefix)}
+                fields[field] = counts or None
             if fmt == _FORMAT_1 and meta.get("tol_metric") == "grad_norm":
                 status = fields["status"].astype("<U10")
                 fields["status"] = np.where(status == "converged", "stationary", status)

@@ -148,7 +148,7 @@ CASES = [
     Case(
         "expr-and-name",
         RUN + _set("objectives.0={expr: 'x', name: sphere}"),
-        ["exactly one of 'name' or 'expr'"],
+        ["exactly one of 'name', 'expr' or 'model'"],
     ),
     Case(
         "expr-import",

@@ -118,7 +118,7 @@ def test_resolved_yaml_round_trips(base, tmp_path):
         (["objectives.0.dimm=3"], "objectives.0.dimm: objective 'rosenbrock' has no parameter"),
         (["objectives.0.name=rosenbrok"], "did you mean 'rosenbrock'"),
         (["objectives.0={expr: 'x.__class__'}"], "objectives.0: attribute access"),
-        (["objectives.0={expr: 'x', name: sphere}"], "exactly one of 'name' or 'expr'"),
+        (["objectives.0={expr: 'x', name: sphere}"], "exactly one of 'name', 'expr' or 'model'"),
         (["starts={kind: grids, n: 3}"], "starts: "),
         (["starts={kind: grid}"], "starts.n: required key is missing"),
         (

@@ -74,11 +74,11 @@ def _assert_same(a: SweepResult, b: SweepResult):
         if isinstance(x, np.ndarray):
             assert x.dtype == y.dtype and x.shape == y.shape, f.name
             np.testing.assert_array_equal(x, y, err_msg=f.name)
-        elif f.name == "axes":
-            assert list(x) == list(y)
+        elif f.name in ("axes", "evals", "evals_to_tol") and x is not None:  # name -> array
+            assert list(x) == list(y), f.name
             for k in x:
-                assert x[k].dtype == y[k].dtype
-                np.testing.assert_array_equal(x[k], y[k])
+                assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (f.name, k)
+                np.testing.assert_array_equal(x[k], y[k], err_msg=f"{f.name}[{k}]")
         else:
             assert x == y, f.name
 

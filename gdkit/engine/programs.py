@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from gdkit.objectives import Objective
+from gdkit.optimizers import linesearch as _ls
 
 NEVER = np.iinfo(np.int32).max  # "not yet" for steps_to_tol / diverged_step inside programs
 
@@ -64,14 +65,47 @@ def _optimizer(spec: Spec, hp: dict) -> optax.GradientTransformationExtraArgs:
     return optax.with_extra_args_support(opt)
 
 
+@functools.lru_cache(maxsize=256)
+def reuse(spec: Spec, dim: int) -> str | None:
+    """What a step takes from the optimizer's state instead of evaluating it: "value_and_grad"
+    (a zoom line search left f and grad f at the point it accepted), "value" (a backtracking
+    search left f) or None (evaluate f and grad f at every step).
+
+    Only where the line search's function is the objective itself: not with mini-batches
+    (the next step's batch differs), gradient noise (the step's gradient is not grad f) or
+    weight decay (the search saw the penalized f)."""
+    decay = dict(spec.static).get("weight_decay") is not None or "weight_decay" in (
+        *spec.lane_names,
+        *spec.fixed_names,
+    )
+    if spec.batch_size is not None or spec.noise or decay:
+        return None
+    dt = jnp.dtype(spec.dtype)
+    hp = {n: jax.ShapeDtypeStruct((), dt) for n in (*spec.lane_names, *spec.fixed_names)}
+    state = jax.eval_shape(
+        lambda x, h: _optimizer(spec, h).init(x), jax.ShapeDtypeStruct((dim,), dt), hp
+    )
+    cached = _ls.cached_value_and_grad(state)
+    if cached is None:
+        return None
+    return "value" if cached[1] is None else "value_and_grad"
+
+
 def _lane_update(spec: Spec, x, opt_state, key, hp, noise, key0=None, t=0):
     """One optimizer step for one lane: returns (v, metric, x_new, state_new, key_new).
 
     v is always the full objective at x (what the bookkeeping and the history see); with
     mini-batches the gradient, `value` and `value_fn` the optimizer gets are the mini-batch's,
-    drawn from the lane's fixed key `key0` and the step `t` (stateless, so resumable)."""
+    drawn from the lane's fixed key `key0` and the step `t` (stateless, so resumable). Where
+    the optimizer's line search already evaluated f (and grad f) at x (`reuse`), they are
+    read from its state, not evaluated again."""
     fn = spec.objective.fn
-    if spec.batch_size is None:
+    mode = reuse(spec, x.shape[-1])
+    if mode is not None:
+        v, g = _ls.cached_value_and_grad(opt_state)
+        g = jax.grad(fn)(x) if g is None else g
+        value, value_fn = v, fn
+    elif spec.batch_size is None:
         v, g = jax.value_and_grad(fn)(x)
         value, value_fn = v, fn
     else:
@@ -163,14 +197,70 @@ def carry_axes(spec: Spec, dim: int) -> dict:
         "best": 0,
         "stt": 0,
         "div": 0,
+        **({"evals_tol": dict.fromkeys(EVALS, 0)} if counts_evals(spec, dim) else {}),
     }
+
+
+EVALS = _ls.Evals._fields  # f, grad, hess, jac
+
+
+@functools.lru_cache(maxsize=256)
+def counts_evals(spec: Spec, dim: int) -> bool:
+    """Whether the optimizer counts evaluations in its state (line searches, Hessians,
+    Jacobians). Those lanes carry the counts at steps_to_tol (`evals_tol`); the others use
+    the closed form (one f and one grad f per step) and need no carry for it."""
+    dt = jnp.dtype(spec.dtype)
+    hp = {n: jax.ShapeDtypeStruct((), dt) for n in (*spec.lane_names, *spec.fixed_names)}
+    state = jax.eval_shape(
+        lambda x, h: _optimizer(spec, h).init(x), jax.ShapeDtypeStruct((dim,), dt), hp
+    )
+    return _ls.keeps_evaluations(state)
+
+
+def _state_evals(spec: Spec, opt_state, dim: int, lanes: int) -> dict:
+    """The evaluations the optimizers made themselves, per lane ([L] int32 each)."""
+    axes = state_axes(spec, dim)
+    counts = jax.vmap(_ls.evaluations, in_axes=(axes,))(opt_state)
+    return {k: jnp.broadcast_to(counts[k], (lanes,)).astype(jnp.int32) for k in EVALS}
+
+
+def _evals(spec: Spec, dim: int, n, state_counts: dict | None) -> dict:
+    """Evaluations made to reach x_n (n steps, [L] int32): the step's own evaluations of f and
+    grad f (one each per step; only f(x0) and grad f(x0) where the line search's are reused,
+    see `reuse`) plus what the optimizer counted itself."""
+    mode = reuse(spec, dim)
+    one = jnp.ones_like(n)
+    own = {
+        "f": n if mode is None else one,
+        "grad": one if mode == "value_and_grad" else n,
+        "hess": jnp.zeros_like(n),
+        "jac": jnp.zeros_like(n),
+    }
+    if state_counts is None:
+        return own
+    return {k: own[k] + state_counts[k] for k in EVALS}
+
+
+def _snapshot_evals(spec: Spec, c: dict, opt_state, t) -> dict:
+    """`evals_tol` updated for lanes whose current run within tol starts at step t."""
+    x = c["x"]
+    now = _state_evals(spec, opt_state, x.shape[1], x.shape[0])
+    fresh = c["stt"] == t
+    return {k: jnp.where(fresh, now[k], c["evals_tol"][k]) for k in EVALS}
 
 
 def _start(spec: Spec, x0, lane_hp, fixed_hp, keys, thr) -> dict:
     """The carry before step 0 (also where `make_replay` replays diverged lanes from)."""
 
     def lane(x, hp_l):
-        return _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
+        state = _optimizer(spec, {**hp_l, **fixed_hp}).init(x)
+        mode = reuse(spec, x.shape[-1])
+        fn = spec.objective.fn
+        if mode == "value_and_grad":  # f, grad f at x0 where step 0 reads them
+            state = _ls.with_cached_value_and_grad(state, *jax.value_and_grad(fn)(x))
+        elif mode == "value":  # step 0 evaluates grad f(x0) itself
+            state = _ls.with_cached_value_and_grad(state, fn(x), None)
+        return state
 
     opt_state = jax.vmap(lane, out_axes=state_axes(spec, x0.shape[1]))(x0, lane_hp)
     L = x0.shape[0]
@@ -184,6 +274,11 @@ def _start(spec: Spec, x0, lane_hp, fixed_hp, keys, thr) -> dict:
         "best": jnp.full((L,), jnp.inf, x0.dtype),
         "stt": jnp.full((L,), NEVER, jnp.int32),
         "div": jnp.full((L,), NEVER, jnp.int32),
+        **(
+            {"evals_tol": {k: jnp.zeros((L,), jnp.int32) for k in EVALS}}
+            if counts_evals(spec, x0.shape[1])
+            else {}
+        ),
     }
 
 
@@ -212,6 +307,8 @@ def _step(spec: Spec, carry, t, lane_hp, fixed_hp, consts):
         lane, in_axes=(0, axes, 0, 0, 0), out_axes=(0, 0, 0, axes, 0)
     )(carry["x"], carry["opt_state"], carry["key"], carry["key0"], lane_hp)
     c, recorded, hit = _bookkeeping(spec, carry, v, metric, t, consts)
+    if "evals_tol" in carry:
+        c["evals_tol"] = _snapshot_evals(spec, c, carry["opt_state"], t)
     c["x"], c["opt_state"], c["key"] = x_new, opt_state, key
     return c, recorded, hit
 
@@ -248,7 +345,12 @@ def _recorded_loss(spec: Spec, carry):
     more per block is cheaper than a per-step history write, and keeps a single copy of the
     step in the compiled chunk (half the compile time of a separately recorded first step).
     """
-    v = jax.vmap(spec.objective.fn)(carry["x"])
+    x = carry["x"]
+    if reuse(spec, x.shape[1]) is None:
+        v = jax.vmap(spec.objective.fn)(x)
+    else:  # the value the step reads
+        axes = state_axes(spec, x.shape[1])
+        v = jax.vmap(lambda s: _ls.cached_value_and_grad(s)[0], in_axes=(axes,))(carry["opt_state"])
     alive = (carry["div"] == NEVER) & (jnp.abs(v) <= carry["thr"])
     return jnp.where(alive, v, jnp.nan)
 
@@ -291,7 +393,18 @@ def _outputs(spec: Spec, carry, consts, t_end):
     sweeps in which a lane diverged."""
     v, metric = jax.vmap(functools.partial(_measure, spec))(carry["x"])
     c, v, hit = _bookkeeping(spec, carry, v, metric, t_end, consts)
+    L, dim = carry["x"].shape
+    n = jnp.full((L,), t_end, jnp.int32)
+    state, at_tol = None, None
+    if "evals_tol" in carry:
+        state = _state_evals(spec, carry["opt_state"], dim, L)
+        at_tol = _snapshot_evals(spec, c, carry["opt_state"], t_end)
+    reached = c["stt"] != NEVER
+    total = _evals(spec, dim, n, state)
+    to_tol = _evals(spec, dim, jnp.where(reached, c["stt"], 0), at_tol)
     return {
+        **{f"evals_{k}": total[k] for k in EVALS},
+        **{f"evals_tol_{k}": jnp.where(reached, to_tol[k], -1) for k in EVALS},
         **_at(spec, _unless_replayed(c["div"], c["x0"], carry["x"])),
         "best_loss": c["best"],
         "steps_to_tol": c["stt"],

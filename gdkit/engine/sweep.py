@@ -266,6 +266,8 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
     done = "stationary" if p.tol_metric == "grad_norm" else "converged"
     status = np.where(diverged, "diverged", np.where(reached, done, "max_steps"))
     noise = {"noise": p.noise} if p.noise is not None else {}
+    # f and grad always; Hessians and Jacobians where the optimizer made any
+    kinds = ["f", "grad"] + [k for k in ("hess", "jac") if np.any(out[f"evals_{k}"] > 0)]
     return SweepResult(
         objective=p.obj.name,
         optimizer=p.opt_name,
@@ -289,8 +291,19 @@ def _result(p: Plan, out: dict, **times) -> SweepResult:
         history_steps=_lanes.record_steps(p.segments, p.steps),
         param_names=p.obj.param_names,
         unravel=p.obj.unravel,
+        evals=_evals(out, "evals_", shape, kinds),
+        evals_to_tol=_evals(out, "evals_tol_", shape, kinds, reached),
         **times,
     )
+
+
+def _evals(out: dict, prefix: str, shape, kinds, reached=None) -> dict[str, np.ndarray]:
+    """The evaluation counts of `out` of each kind, shaped by the axes; -1 where not
+    `reached` (where steps_to_tol is -1)."""
+    counts = {k: out[prefix + k].astype(np.int64) for k in kinds}
+    if reached is not None:
+        counts = {k: np.where(reached, v, -1) for k, v in counts.items()}
+    return {k: v.reshape(shape) for k, v in counts.items()}
 
 
 def _trajectory_lanes(which: Any, n: int) -> np.ndarray | None:

@@ -111,12 +111,15 @@ class MinimumSpec(_Strict):
 
 
 class ObjectiveSpec(BaseModel):
-    """One objective: `{name: ..., <params>}`, `{expr: "...", variables: [...]}` or
-    `{name: "package.module:name", <params>}` (a marked objective; see `check_imports`)."""
+    """One objective: `{name: ..., <params>}`, `{expr: "...", variables: [...]}`,
+    `{model: "a * exp(b * x)", csv: data.csv, x: [x], y: y}` (a least-squares fit of a
+    formula to a CSV file; see `gdkit.objectives.model`) or `{name: "package.module:name",
+    <params>}` (a marked objective; see `check_imports`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str | None = None
     expr: str | None = None
+    model: str | None = None
     variables: list[str] | None = None
     bounds: list[tuple[Number, Number]] | None = None
     x0: list[Number] | None = None
@@ -125,8 +128,8 @@ class ObjectiveSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.name is None) == (self.expr is None):
-            raise ValueError("give exactly one of 'name' or 'expr'")
+        if sum(v is not None for v in (self.name, self.expr, self.model)) != 1:
+            raise ValueError("give exactly one of 'name', 'expr' or 'model'")
         if self.expr is None and self.variables is not None:
             raise ValueError("'variables' goes with 'expr'")
         return self
@@ -471,6 +474,7 @@ def check_names(config: ExperimentConfig) -> None:
     each one (once per swept value) before anything is compiled."""
     from gdkit.experiments.footprint import check_size
     from gdkit.objectives._imported import ImportPathError
+    from gdkit.objectives.model import ModelError
 
     check_declared(config)
     # The sizes the config states (an objective's `dim`), before an objective is built.
@@ -479,6 +483,8 @@ def check_names(config: ExperimentConfig) -> None:
     for i, spec in enumerate(config.objectives):
         try:
             built.append(build_objective(spec))
+        except ModelError as e:
+            raise ConfigError(f"objectives.{i}.{e.key}: {e}") from None
         except ValueError as e:
             key, msg = _split_key(str(e), spec.name or "")
             m = re.search(r"has no parameter '(\w+)'", msg)
@@ -568,7 +574,9 @@ def build_objective(spec: ObjectiveSpec):
         extras["x0"] = [float(v) for v in spec.x0]
     if spec.minima is not None:
         extras["minima"] = tuple(Minimum(m.x, m.f) for m in spec.minima)
-    if spec.expr is not None:
+    if spec.model is not None:
+        obj = _build_model(spec, extras)
+    elif spec.expr is not None:
         if spec.params:
             raise ValueError(f"an expression takes no parameters, got {sorted(spec.params)}")
         obj = objectives.from_expression(spec.expr, spec.variables, **extras)
@@ -584,6 +592,34 @@ def build_objective(spec: ObjectiveSpec):
         if m.x.shape != (obj.dim,):
             raise ValueError(f"minima: x must have {obj.dim} coordinates, got {m.x.size}")
     return obj
+
+
+MODEL_SETTINGS = ("csv", "x", "y")
+
+
+def _build_model(spec: ObjectiveSpec, extras: dict):
+    """The `{model:, csv:, x:, y:}` entry's objective (`gdkit.objectives.model.from_model`)."""
+    from gdkit.objectives.model import ModelError, from_model
+
+    params = spec.params
+    for key in params:
+        if key not in MODEL_SETTINGS:
+            raise ModelError(key, f"a model takes {', '.join(MODEL_SETTINGS)}; not {key!r}")
+    for key in MODEL_SETTINGS:
+        if key not in params:
+            raise ModelError(key, f"a model needs {key} ({', '.join(MODEL_SETTINGS)})")
+    if spec.variables is not None:
+        raise ModelError("variables", "a model's inputs are its x columns; drop 'variables'")
+    x = params["x"]
+    return from_model(
+        spec.model,
+        params["csv"],
+        [x] if isinstance(x, str) else x,
+        params["y"],
+        x0=extras.get("x0"),
+        bounds=extras.get("bounds"),
+        minima=extras.get("minima", ()),
+    )
 
 
 def to_yaml(config: ExperimentConfig) -> str:

@@ -222,7 +222,9 @@ def write_runs_csv(
     chunk: int = 100_000,
 ) -> None:
     """One row per lane: run_id, objective, optimizer, every hyperparameter (defaults
-    included), start and its coordinates x0_*, seed, the outcome, the final point, lane.
+    included), start and its coordinates x0_*, seed, the outcome, the evaluations made
+    (evals_f, evals_grad, [evals_hess, evals_jac], each also up to steps_to_tol:
+    evals_f_to_tol, ...; empty where unknown), the final point, lane.
 
     Columnar and chunked, so millions of lanes stream out without a dict per row. Floats are
     written so they round-trip their dtype (9 digits for float32, the shortest repr for
@@ -243,7 +245,10 @@ def write_runs_csv(
     else:
         x0_cols = [f"x0_{n}" for n in names]
     x_cols = names
-    columns = [*head, *x0_cols, *_OUTCOME, *x_cols, "lane"]
+    # evaluation counts, by kind (f, grad always; hess, jac where some optimizer made any)
+    kinds = list(dict.fromkeys(k for _, r in pairs for k in (r.evals or {})))
+    evals_cols = [f"evals_{k}" for k in kinds] + [f"evals_{k}_to_tol" for k in kinds]
+    columns = [*head, *x0_cols, *_OUTCOME, *evals_cols, *x_cols, "lane"]
     has_seed = any("seed" in r.axes for _, r in pairs)
     if not has_seed:
         columns.remove("seed")
@@ -386,6 +391,10 @@ def _columns(r: SweepResult, hparams: dict, hp_names: list[str], dim: int) -> di
     ):
         cols[name] = getattr(r, name).reshape(-1)
     cols["gap"] = None if r.gap is None else r.gap.reshape(-1)
+    for k, v in (r.evals or {}).items():
+        cols[f"evals_{k}"] = v.reshape(-1)
+    for k, v in (r.evals_to_tol or {}).items():
+        cols[f"evals_{k}_to_tol"] = v.reshape(-1)
     cols["lane"] = np.arange(r.lanes)
     return cols
 

@@ -17,6 +17,7 @@ class PairSummary:
     best: dict | None  # the best lane's swept hyperparameters; None if every lane diverged
     best_gap: float | None  # the best lane's final gap (final loss when f_min is unknown)
     best_steps: int | None  # its steps_to_tol (None when it neither converged nor is stationary)
+    best_evals: dict | None  # its evaluations up to steps_to_tol by kind (f, grad, hess, jac)
     best_status: str | None  # its status; None if every lane diverged
     success_rate: float  # fraction of lanes converged
     stationary_rate: float  # fraction of lanes stationary (|grad f| <= tol, minimum unknown)
@@ -73,6 +74,7 @@ def summarize(result: SweepResult) -> PairSummary:
         best=None if row is None else {k: row[k] for k in swept},
         best_gap=best_gap,
         best_steps=None if row is None or row["steps_to_tol"] < 0 else row["steps_to_tol"],
+        best_evals=_evals_to_tol(row),
         best_status=None if row is None else row["status"],
         success_rate=float(np.mean(status == "converged")),
         stationary_rate=float(np.mean(status == "stationary")),
@@ -80,6 +82,19 @@ def summarize(result: SweepResult) -> PairSummary:
         median_gap=float(np.median(finite)) if finite.size else None,
         warnings=tuple(warnings),
     )
+
+
+def _evals_to_tol(row: dict | None) -> dict | None:
+    """{kind: count} of the evaluations the row's run made up to its steps_to_tol."""
+    if row is None or row["steps_to_tol"] < 0:
+        return None
+    suffix = "_to_tol"
+    counts = {
+        k[len("evals_") : -len(suffix)]: v
+        for k, v in row.items()
+        if k.startswith("evals_") and k.endswith(suffix)
+    }
+    return counts or None
 
 
 def _fmt(v, spec=".3g") -> str:
@@ -102,6 +117,7 @@ COLUMNS = (
     "best hyperparameters",
     "best gap",
     "steps to tol",
+    "evaluations to tol",
     "converged",
     "stationary",
     "diverged",
@@ -117,6 +133,13 @@ def _steps(s: PairSummary) -> str:
     return f"{s.best_steps} (stationary)" if s.best_status == "stationary" else str(s.best_steps)
 
 
+def _evals(s: PairSummary) -> str:
+    """The best run's evaluations to tol: "49 f, 49 grad" (and hess, jac where made)."""
+    if s.best_evals is None:
+        return "-"
+    return ", ".join(f"{n} {k}" for k, n in s.best_evals.items())
+
+
 def table_rows(results: list[SweepResult]) -> list[tuple[list[str], tuple[str, ...]]]:
     out = []
     for r in results:
@@ -129,6 +152,7 @@ def table_rows(results: list[SweepResult]) -> list[tuple[list[str], tuple[str, .
                     _hp(s.best),
                     _fmt(s.best_gap),
                     _steps(s),
+                    _evals(s),
                     f"{s.success_rate:.0%}",
                     f"{s.stationary_rate:.0%}",
                     f"{s.divergence_rate:.0%}",
@@ -151,7 +175,10 @@ def markdown(results: list[SweepResult], title: str | None = None) -> str:
         "point, the converged run with the fewest steps to tol (or, where none converged, "
         "the lowest final gap). Converged = within tol of the known minimum from its "
         "steps to tol to the end; stationary = no minimum is known and |grad f| stayed "
-        "within tol (a plateau or a saddle may be one: not a claim of a minimum)."
+        "within tol (a plateau or a saddle may be one: not a claim of a minimum). "
+        "Evaluations to tol = the f, grad f (and Hessian, Jacobian) evaluations that run "
+        "made up to its steps to tol: one f and one grad f per step for first-order "
+        "methods, every trial for line searches."
     )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     notes = []

@@ -128,7 +128,7 @@ class Objective:
 
 
 def wrap(
-    fn: ObjectiveFn,
+    fn: ObjectiveFn | None = None,
     *,
     dim: int | None = None,
     x0: Sequence[float] | np.ndarray | None = None,
@@ -136,12 +136,19 @@ def wrap(
     minima: Sequence[Minimum | tuple] = (),
     name: str | None = None,
     description: str = "",
+    residual_fn: ObjectiveFn | None = None,
+    param_names: Sequence[str] = (),
 ) -> Objective:
     """Wraps any JAX-traceable callable `fn: [d] -> scalar` into an `Objective`.
 
     The dimension comes from `dim`, `x0` or `bounds` (whichever is given). Without `x0` the
     start is the centre of `bounds`; without `bounds` they are [-5, 5] in every coordinate.
     `minima` holds `Minimum` values or `(x, f)` pairs.
+
+    For least squares give `residual_fn: [d] -> [m]`, the residuals r(x), which
+    `gauss_newton` and `levenberg_marquardt` use: the objective is then
+    f(x) = 0.5 * sum(r(x)**2), and `fn` may be left out. A `fn` given with it must be that
+    function (checked at `x0`). `param_names` names the coordinates in tables.
 
     Example:
       >>> import jax.numpy as jnp
@@ -150,7 +157,22 @@ def wrap(
       ...                       minima=[([1.0, 1.0, 1.0], 0.0)])
       >>> obj.dim, obj.f_min
       (3, 0.0)
+      >>> t = jnp.array([0.0, 1.0, 2.0]); y = jnp.array([2.0, 2.7, 3.7])
+      >>> fit = objectives.wrap(residual_fn=lambda p: p[0] * jnp.exp(p[1] * t) - y, x0=[1.0, 0.1])
+      >>> print(fit(jnp.array([1.0, 0.0])))   # 0.5 * (1 + 1.7**2 + 2.7**2)
+      5.59
     """
+    if residual_fn is not None and not callable(residual_fn):
+        raise TypeError(
+            f"wrap: residual_fn must be a callable x -> residuals, got {short(residual_fn)}"
+        )
+    if fn is None:
+        if residual_fn is None:
+            raise TypeError("wrap: give fn (x -> scalar) or residual_fn (x -> residuals)")
+        fn = _half_sum_of_squares(residual_fn)
+        name = name or getattr(residual_fn, "__name__", "least_squares")
+    elif not callable(fn):
+        raise TypeError(f"wrap: fn must be a callable x -> scalar, got {short(fn)}")
     if dim is None:
         if x0 is not None:
             dim = int(np.asarray(x0).size)
@@ -165,7 +187,7 @@ def wrap(
     if x0 is None:
         x0 = bounds.mean(axis=1)
     mins = tuple(m if isinstance(m, Minimum) else Minimum(*m) for m in minima)
-    return Objective(
+    obj = Objective(
         name=name or getattr(fn, "__name__", "objective"),
         fn=fn,
         dim=int(dim),
@@ -173,7 +195,42 @@ def wrap(
         bounds=bounds,
         minima=mins,
         description=description,
+        residual_fn=residual_fn,
+        param_names=tuple(param_names),
     )
+    if residual_fn is not None:
+        _check_residuals(obj)
+    return obj
+
+
+def _half_sum_of_squares(residual_fn: ObjectiveFn) -> ObjectiveFn:
+    """x -> 0.5 * sum(residual_fn(x)**2), the objective of least squares."""
+
+    def fn(x):
+        r = residual_fn(x)
+        return 0.5 * jax.numpy.sum(r * r)
+
+    return fn
+
+
+def _check_residuals(obj: Objective) -> None:
+    """Evaluates fn and residual_fn at x0 once: residual_fn must give a vector of finite
+    numbers whose half sum of squares is fn (what the least-squares methods assume)."""
+    x = jax.numpy.asarray(obj.x0)
+    try:
+        r = np.asarray(obj.residual_fn(x), dtype=np.float64)
+    except Exception as e:
+        raise ValueError(f"wrap: residual_fn failed at x0: {type(e).__name__}: {e}") from None
+    if r.size == 0:
+        raise ValueError("wrap: residual_fn must return residuals, got an empty array")
+    want = 0.5 * float(np.sum(r.reshape(-1) ** 2))
+    got = float(np.asarray(obj.fn(x)))
+    eps = float(np.finfo(np.asarray(obj.residual_fn(x)).dtype).eps)
+    if not np.isclose(got, want, rtol=1e3 * eps, atol=1e3 * eps):
+        raise ValueError(
+            f"wrap: fn must equal 0.5 * sum(residual_fn**2); at x0 fn = {got:.6g}, "
+            f"0.5 * sum(residual_fn**2) = {want:.6g}"
+        )
 
 
 def _floats(where: str, value: Any) -> np.ndarray:

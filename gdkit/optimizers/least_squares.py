@@ -24,7 +24,11 @@ from jax.flatten_util import ravel_pytree
 
 from gdkit.optimizers import _linalg
 from gdkit.optimizers._registry import register
-from gdkit.optimizers.linesearch import require_value_fn, scale_by_armijo_backtracking
+from gdkit.optimizers.linesearch import (
+    Evals,
+    require_value_fn,
+    scale_by_armijo_backtracking,
+)
 
 Scalar = float | jax.Array
 RESIDUAL_OPTIMIZERS = ("gauss_newton", "levenberg_marquardt")
@@ -102,9 +106,9 @@ def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformation
     back to `g`. Needs ``residual_fn`` in `update`.
     """
 
-    def init_fn(params):
+    def init_fn(params) -> Evals:
         del params
-        return optax.EmptyState()
+        return Evals.zero()  # the Jacobians evaluated so far
 
     def update_fn(updates, state, params, *, residual_fn=None, **extra):
         del extra
@@ -118,7 +122,7 @@ def scale_by_gauss_newton(damping: Scalar = 0.0) -> optax.GradientTransformation
         d = vt.T @ (jnp.where(keep, s / den, 0.0) * (u.T @ r))
         d = d + vt.T @ (jnp.where(keep, 1.0 / den, 0.0) * (vt @ _extra_rhs(g, jac, r)))
         d = jnp.where(jnp.all(jnp.isfinite(d)), d, g)
-        return unravel(d.astype(g.dtype)), state
+        return unravel(d.astype(g.dtype)), state.add(jac=1)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -188,14 +192,16 @@ def gauss_newton(
 
 class LevenbergMarquardtState(NamedTuple):
     """Step counter, the damping lambda, its growth factor nu, the last gain ratio rho
-    (actual / predicted decrease; the step was taken when rho > `ACCEPT`) and the parameter
-    scaling D (the largest column norms of J seen so far, as MINPACK's ``lmder``)."""
+    (actual / predicted decrease; the step was taken when rho > `ACCEPT`), the parameter
+    scaling D (the largest column norms of J seen so far, as MINPACK's ``lmder``) and the
+    evaluations so far (one Jacobian and one trial f per update)."""
 
     count: jax.Array
     damping: jax.Array
     nu: jax.Array
     gain_ratio: jax.Array
     col_scale: jax.Array
+    evals: Evals
 
 
 ACCEPT = 1e-4  # smallest gain ratio of an accepted step
@@ -270,7 +276,12 @@ def levenberg_marquardt(
         one = jnp.ones((), dtype)
         size = ravel_pytree(params)[0].size
         return LevenbergMarquardtState(
-            jnp.zeros((), jnp.int32), one, 2.0 * one, 0.0 * one, jnp.zeros((size,), dtype)
+            jnp.zeros((), jnp.int32),
+            one,
+            2.0 * one,
+            0.0 * one,
+            jnp.zeros((size,), dtype),
+            Evals.zero(),
         )
 
     def update_fn(updates, state, params, *, value=None, grad=None, value_fn=None, **extra):
@@ -306,6 +317,7 @@ def levenberg_marquardt(
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         s_lm = jnp.where(jnp.isfinite(z), z, 0.0) / dvec
         s = (lr * s_lm).astype(g.dtype)
+        own = 1 if value is None else 0  # f at params, evaluated here
         if value is None:
             value = value_fn(params, **extra)
         new_value = value_fn(unravel(x + s), **extra)
@@ -331,7 +343,12 @@ def levenberg_marquardt(
         nu = jnp.where(ok, 2.0, jnp.minimum(2.0 * state.nu, 2.0**30)).astype(dtype)
         u = jnp.where(ok, s, jnp.zeros_like(s))
         new_state = LevenbergMarquardtState(
-            state.count + 1, new_lam.astype(dtype), nu, rho.astype(dtype), col.astype(dtype)
+            state.count + 1,
+            new_lam.astype(dtype),
+            nu,
+            rho.astype(dtype),
+            col.astype(dtype),
+            state.evals.add(f=1 + own, jac=1),
         )
         return unravel(u), new_state
 

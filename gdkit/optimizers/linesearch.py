@@ -1,11 +1,22 @@
-r"""Backtracking (Armijo) line search, and gradient descent that uses it.
+r"""Backtracking (Armijo) line search, gradient descent that uses it, and what line searches
+leave for the next step.
 
 The line search runs inside `jax.lax.while_loop`, so it jits, vmaps (each lane stops on its
 own) and takes traced hyperparameters.
+
+**Reuse.** A line search ends having evaluated f (the zoom search also grad f) at the point
+it accepts, which is where the next step starts. Both line-search states here keep those
+values (`cached_value_and_grad` finds them in any optimizer's state), so a caller, the sweep
+engine included, can take f and grad f from the state instead of evaluating them again.
+
+**Cost.** Every transformation that evaluates the objective itself keeps cumulative counts
+in its state (`Evals`: f, grad f, Hessians, Jacobians of the residuals); `evaluations` sums
+them over an optimizer's state.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -18,11 +29,104 @@ from gdkit.optimizers._registry import register
 Scalar = float | jax.Array
 
 
+class Evals(NamedTuple):
+    """Evaluations a transformation made itself, cumulative over its updates (int32)."""
+
+    f: jax.Array
+    grad: jax.Array
+    hess: jax.Array
+    jac: jax.Array  # Jacobians of the residuals (least-squares methods)
+
+    @classmethod
+    def zero(cls) -> Evals:
+        z = jnp.zeros((), jnp.int32)
+        return cls(z, z, z, z)
+
+    def add(self, f=0, grad=0, hess=0, jac=0) -> Evals:
+        more = (f, grad, hess, jac)
+        return Evals(*(a + jnp.asarray(b, jnp.int32) for a, b in zip(self, more, strict=True)))
+
+
+def _is_evals(node) -> bool:
+    return isinstance(node, Evals)
+
+
+def evaluations(state) -> dict[str, jax.Array] | None:
+    """The evaluations an optimizer made itself, summed over every `Evals` in its state
+    ({"f", "grad", "hess", "jac"} -> int32), or None when it keeps no counts (first-order
+    methods evaluate nothing but the gradient they are given)."""
+    found = [n for n in jax.tree.leaves(state, is_leaf=_is_evals) if _is_evals(n)]
+    if not found:
+        return None
+    return {k: functools.reduce(jnp.add, [getattr(e, k) for e in found]) for k in Evals._fields}
+
+
+def keeps_evaluations(state) -> bool:
+    """Whether an optimizer's state (or its shapes) holds `Evals` counts."""
+    return any(_is_evals(n) for n in jax.tree.leaves(state, is_leaf=_is_evals))
+
+
 class ArmijoState(NamedTuple):
-    """Diagnostics of the last search: accepted step factor, function evaluations used."""
+    """Diagnostics of the last search (accepted step factor, function evaluations used), f at
+    the accepted point (where the next step starts; inf before the first search) and the
+    cumulative evaluations."""
 
     step: jax.Array
     num_evals: jax.Array
+    value: jax.Array
+    evals: Evals
+
+    def cached(self):
+        """(f, None) at the point the last search accepted (it evaluates no gradient)."""
+        return self.value, None
+
+    def filled(self, value, grad) -> ArmijoState:
+        del grad
+        return self._replace(value=jnp.asarray(value, self.value.dtype))
+
+
+class ZoomState(NamedTuple):
+    """optax's zoom line-search state and the cumulative evaluations (f and grad f)."""
+
+    inner: optax.ScaleByZoomLinesearchState
+    evals: Evals
+
+    def cached(self):
+        """(f, grad f) at the point the last search accepted."""
+        return self.inner.value, self.inner.grad
+
+    def filled(self, value, grad) -> ZoomState:
+        value = jnp.asarray(value, self.inner.value.dtype)
+        return self._replace(inner=self.inner._replace(value=value, grad=grad))
+
+
+_CACHES = (ArmijoState, ZoomState)
+
+
+def _line_search_state(state):
+    """The (last) line-search state in an optimizer's state, or None."""
+    found = [n for n in jax.tree.leaves(state, is_leaf=_is_cache) if _is_cache(n)]
+    return found[-1] if found else None
+
+
+def _is_cache(node) -> bool:
+    return isinstance(node, _CACHES)
+
+
+def cached_value_and_grad(state):
+    """(f, grad f or None) at the point the optimizer's line search accepted last, read from
+    its state, or None when the optimizer has no line search. Valid as the values at the
+    next params only when the line search is the last transformation of the chain (it is in
+    every registered optimizer) and `value_fn` was the objective itself."""
+    ls = _line_search_state(state)
+    return None if ls is None else ls.cached()
+
+
+def with_cached_value_and_grad(state, value, grad):
+    """`state` with its line search's cached f (and grad f) set, e.g. to f(x0) before the
+    first step, so that every step can read them from the state."""
+    ls = _line_search_state(state)
+    return jax.tree.map(lambda n: n.filled(value, grad) if n is ls else n, state, is_leaf=_is_cache)
 
 
 def require_value_fn(name: str, value_fn: Callable | None) -> None:
@@ -79,10 +183,12 @@ def scale_by_armijo_backtracking(
 
     def init_fn(params) -> ArmijoState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
-        return ArmijoState(jnp.ones((), dtype), jnp.zeros((), jnp.int32))
+        inf = jnp.full((), jnp.inf, dtype)
+        return ArmijoState(jnp.ones((), dtype), jnp.zeros((), jnp.int32), inf, Evals.zero())
 
     def update_fn(updates, state, params, *, value=None, grad=None, value_fn=None, **kwargs):
         require_value_fn("the Armijo line search", value_fn)
+        own = 0 if value is not None and grad is not None else 1  # evaluated here
         value, grad = value_and_grad_or_given(value_fn, params, value, grad, **kwargs)
         dtype = state.step.dtype
         slope = optax.tree.real(optax.tree.vdot(updates, grad))
@@ -105,8 +211,42 @@ def scale_by_armijo_backtracking(
         one = jnp.ones((), dtype)
         eta, new_value, evals = jax.lax.while_loop(cond, body, (one, trial(one), 1))
         ok = (armijo(eta, new_value) | (new_value < value)) & jnp.isfinite(new_value)
-        eta = jnp.where(ok & (slope < 0), eta, jnp.zeros_like(eta))
-        return optax.tree.scale(eta, updates), ArmijoState(eta, jnp.asarray(evals, jnp.int32))
+        take = ok & (slope < 0)
+        eta = jnp.where(take, eta, jnp.zeros_like(eta))
+        evals = jnp.asarray(evals, jnp.int32)
+        new_state = ArmijoState(
+            eta,
+            evals,
+            jnp.where(take, new_value, jnp.asarray(value, dtype)),
+            state.evals.add(f=evals + own, grad=own),
+        )
+        return optax.tree.scale(eta, updates), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def scale_by_zoom_linesearch(
+    max_linesearch_steps: int,
+    slope_rtol: Scalar = 1e-4,
+    curv_rtol: Scalar = 0.9,
+    initial_guess_strategy: str = "one",
+) -> optax.GradientTransformationExtraArgs:
+    """optax.scale_by_zoom_linesearch (strong Wolfe conditions), its state wrapped in a
+    `ZoomState` that also counts its evaluations (one f and one grad f per trial)."""
+    inner = optax.scale_by_zoom_linesearch(
+        max_linesearch_steps,
+        slope_rtol=slope_rtol,
+        curv_rtol=curv_rtol,
+        initial_guess_strategy=initial_guess_strategy,
+    )
+
+    def init_fn(params) -> ZoomState:
+        return ZoomState(inner.init(params), Evals.zero())
+
+    def update_fn(updates, state, params, **extra):
+        updates, new = inner.update(updates, state.inner, params, **extra)
+        n = new.info.num_linesearch_steps
+        return updates, ZoomState(new, state.evals.add(f=n, grad=n))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

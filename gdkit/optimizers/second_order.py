@@ -17,15 +17,22 @@ from jax.flatten_util import ravel_pytree
 
 from gdkit.optimizers import _linalg
 from gdkit.optimizers._registry import register
-from gdkit.optimizers.linesearch import require_value_fn, scale_by_armijo_backtracking
+from gdkit.optimizers.linesearch import (
+    Evals,
+    require_value_fn,
+    scale_by_armijo_backtracking,
+    scale_by_zoom_linesearch,
+)
 
 Scalar = float | jax.Array
 
 
 class ScaleByNewtonState(NamedTuple):
-    """The smallest eigenvalue of the Hessian at the last step (negative: not convex there)."""
+    """The smallest eigenvalue of the Hessian at the last step (negative: not convex there),
+    and the Hessians evaluated so far."""
 
     min_eigenvalue: jax.Array
+    evals: Evals
 
 
 def scale_by_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraArgs:
@@ -40,10 +47,9 @@ def scale_by_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraA
 
     def init_fn(params) -> ScaleByNewtonState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
-        return ScaleByNewtonState(jnp.zeros((), dtype))
+        return ScaleByNewtonState(jnp.zeros((), dtype), Evals.zero())
 
     def update_fn(updates, state, params, *, value_fn=None, **kwargs):
-        del state
         require_value_fn("newton", value_fn)
         kwargs = {k: v for k, v in kwargs.items() if k not in ("value", "grad")}
         x, unravel = ravel_pytree(params)
@@ -55,7 +61,8 @@ def scale_by_newton(damping: Scalar = 0.0) -> optax.GradientTransformationExtraA
         lam_mod = jnp.maximum(jnp.abs(lam), floor) + damping
         d = q @ ((q.T @ g) / lam_mod)
         d = jnp.where(jnp.all(jnp.isfinite(d)), d, g)
-        return unravel(d.astype(g.dtype)), ScaleByNewtonState(jnp.min(lam).astype(x.dtype))
+        new_state = ScaleByNewtonState(jnp.min(lam).astype(x.dtype), state.evals.add(hess=1))
+        return unravel(d.astype(g.dtype)), new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -161,11 +168,8 @@ def scale_by_bfgs(scale_init_precond: bool = True) -> optax.GradientTransformati
 
 
 def _zoom(max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy="one"):
-    return optax.scale_by_zoom_linesearch(
-        max_linesearch_steps,
-        slope_rtol=slope_rtol,
-        curv_rtol=curv_rtol,
-        initial_guess_strategy=initial_guess_strategy,
+    return scale_by_zoom_linesearch(
+        max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy
     )
 
 

@@ -41,7 +41,7 @@ from gdkit.plots._common import NotApplicable, save
 from gdkit.plots._contour import contour
 from gdkit.plots._epochs import epochs
 from gdkit.plots._fit import fit
-from gdkit.plots._loss import loss
+from gdkit.plots._loss import loss, mixed_prices
 from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stability_edge
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
@@ -104,6 +104,11 @@ def draw(
                 attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj, paths))
             elif kind == "loss":
                 attempt(f"loss-{s}.png", lambda rs=rs, obj=obj: loss(rs, obj))
+                if mixed_prices(rs):  # optimizers of different price per step
+                    attempt(
+                        f"loss_evals-{s}.png",
+                        lambda rs=rs, obj=obj: loss(rs, obj, x_axis="evals"),
+                    )
                 attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
             elif kind == "epochs":
                 attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))

@@ -14,8 +14,12 @@ from gdkit.objectives import Objective
 from gdkit.plots import _common as c
 from gdkit.result import SweepResult
 
+X_AXES = ("steps", "evals")
 
-def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> Figure:
+
+def loss(
+    results: Sequence[SweepResult], objective: Objective | None = None, x_axis: str = "steps"
+) -> Figure:
     """f - f* (log y) against step for each optimizer at its best hyperparameters
     (`best_point`), the line the median over starts and seeds, the band their quartiles
     (min-max for fewer than 4 runs).
@@ -23,6 +27,11 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     Without a known minimum the loss itself is drawn (symlog y when it spans decades). For
     data objectives (`objective.data`) the axes say training loss and its excess over the
     best fit.
+
+    ``x_axis="evals"`` draws against evaluations of f and grad f (their sum) instead, so that
+    methods of different price per step compare fairly (see `evals_at`: exact for methods
+    of a fixed price per step; for line searches exact at steps to tol and at the end,
+    interpolated in between).
 
     Example:
       >>> import numpy as np
@@ -32,8 +41,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
       ...           steps=200, tol=1e-6, progress=False)
       >>> fig = plots.loss([r])
     """
+    if x_axis not in X_AXES:
+        raise ValueError(f"loss: x_axis must be one of {', '.join(X_AXES)}, got {x_axis!r}")
     if not results:
         raise c.NotApplicable("loss: no results")
+    if x_axis == "evals" and any(r.evals is None for r in results):
+        raise c.NotApplicable("loss: a result has no evaluation counts (saved by an old gdkit)")
     name = objective.name if objective is not None else results[0].objective
     f_min = results[0].f_min
     fig = c.new_figure(7.2, 4.6)
@@ -48,8 +61,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
     all_h = np.concatenate([h.ravel() for *_, h in curves]) if curves else np.zeros(0)
     floor = c.positive_floor(all_h) if f_min is not None else None
 
+    x_end = 0.0
     for res, color, gidx, hist in curves:
-        steps = np.asarray(res.history_steps)
+        steps = np.asarray(res.history_steps, np.float64)
+        if x_axis == "evals":
+            steps, hist = on_evals(res, gidx, hist)
+        x_end = max(x_end, float(steps[-1]) if steps.size else 0.0)
         h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
         status = c.per_point(res, res.status)[gidx]
         groups = by_minimum(res, gidx, objective)
@@ -97,8 +114,12 @@ def loss(results: Sequence[SweepResult], objective: Objective | None = None) -> 
         handles.append(
             Patch(color="0.5", alpha=0.3, label=f"median over starts/seeds, band {band}")
         )
-    ax.set_xlabel("step")
-    ax.set_xlim(0, max(r.steps for r in results))
+    if x_axis == "evals":
+        ax.set_xlabel("evaluations of f and grad f (exact at steps to tol and at the end)")
+        ax.set_xlim(0, x_end)
+    else:
+        ax.set_xlabel("step")
+        ax.set_xlim(0, max(r.steps for r in results))
     ax.grid(True, which="major", alpha=0.3)
     if data is None:
         c.title(ax, f"{name}: loss at each optimizer's best hyperparameters")
@@ -138,3 +159,48 @@ def by_minimum(
     groups.append(("elsewhere", np.flatnonzero(labels == -1)))
     groups.append(("diverged", np.flatnonzero(labels == DIVERGED)))
     return [(w, g) for w, g in groups if g.size]
+
+
+def on_evals(result: SweepResult, gidx, hist: np.ndarray, points: int = 600):
+    """The runs' histories [runs, R] at grid point `gidx` against evaluations of f and grad f
+    (their sum): (x [points], histories [runs, points]), each run holding its last recorded
+    loss until its own evaluations pass x.
+
+    A result keeps no per-step counts, so each run's evaluations by step are piecewise
+    linear through (0, 0), (steps to tol, its evaluations to tol) and (last step, all its
+    evaluations): exact where it reached tol and at the end, and everywhere for methods of a
+    fixed price per step (first-order ones: one f and one grad f per step)."""
+    steps = np.asarray(result.history_steps, np.float64)
+    total = c.per_point(result, result.evals["f"] + result.evals["grad"])[gidx]
+    to_tol = c.per_point(result, result.evals_to_tol["f"] + result.evals_to_tol["grad"])[gidx]
+    stt = c.per_point(result, result.steps_to_tol)[gidx]
+    xs = []
+    for i in range(hist.shape[0]):
+        knots, values = [0.0], [0.0]
+        if 0 < stt[i] < result.steps:
+            knots.append(float(stt[i]))
+            values.append(float(to_tol[i]))
+        knots.append(float(result.steps))
+        values.append(max(float(total[i]), values[-1]))
+        xs.append(np.interp(steps, knots, values))
+    end = max(float(x[-1]) for x in xs) if xs and steps.size else 0.0
+    grid = np.linspace(0.0, end, points)
+    out = np.empty((hist.shape[0], points), hist.dtype)
+    for i, x in enumerate(xs):
+        at = np.clip(np.searchsorted(x, grid, side="right") - 1, 0, len(x) - 1)
+        out[i] = hist[i, at]
+    return grid, out
+
+
+def mixed_prices(results: Sequence[SweepResult]) -> bool:
+    """Whether some optimizer's runs make other than one f and one grad f per step (a line
+    search, a Hessian, a Jacobian): then a plot against evaluations tells more than steps."""
+    for r in results:
+        if r.evals is None:
+            return False
+    return any(
+        set(r.evals) - {"f", "grad"}
+        or np.any(r.evals["f"] != r.steps)
+        or np.any(r.evals["grad"] != r.steps)
+        for r in results
+    )
