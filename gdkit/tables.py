@@ -79,7 +79,8 @@ def columns(result, hparams: dict | None = None) -> dict[str, Column]:
     objective, optimizer, every hyperparameter (the swept ones per row, the fixed ones and
     `hparams`, e.g. an optimizer's defaults, repeated), the axes start [, seed], x0 (list),
     final_loss, best_loss, gap, final_grad_norm, steps_to_tol, status, diverged_step,
-    final_x (list), lane."""
+    final_x (list), evals_<kind> and evals_<kind>_to_tol (null where tol was not reached; see
+    `SweepResult.evals`), lane."""
     r, n = result, result.lanes
     index = np.indices(r.shape).reshape(len(r.shape), n)
     out = {
@@ -108,6 +109,10 @@ def columns(result, hparams: dict | None = None) -> dict[str, Column]:
     out["status"] = _category(r.status.reshape(n), n, tuple(sorted(STATUSES)))
     out["diverged_step"] = _nullable(r.diverged_step.reshape(n))
     out["final_x"] = Column("list", r.final_x.reshape(n, -1))
+    for kind, counts in (r.evals or {}).items():
+        out[f"evals_{kind}"] = Column("values", np.asarray(counts).reshape(n).astype(np.int64))
+    for kind, counts in (r.evals_to_tol or {}).items():
+        out[f"evals_{kind}_to_tol"] = _nullable(np.asarray(counts).reshape(n))
     out["lane"] = Column("values", np.arange(n, dtype=np.int64))
     return out
 

@@ -107,3 +107,16 @@ def test_missing_extra_names_it(result, monkeypatch):
     monkeypatch.delitem(__import__("sys").modules, "xarray", raising=False)
     with pytest.raises(ImportError, match=r"to_xarray needs xarray: pip install 'gdkit\[data\]'"):
         result.to_xarray()
+
+
+def test_evaluation_counts_are_columns_with_nulls_where_tol_was_not_reached():
+    r = gdkit.sweep(
+        "rosenbrock", "bfgs", grid={"learning_rate": [1.0]}, steps=60, tol=1e-8, progress=False
+    )
+    short = gdkit.sweep(
+        "rosenbrock", "bfgs", grid={"learning_rate": [1.0]}, steps=3, tol=1e-8, progress=False
+    )
+    df, cut = r.to_pandas(), short.to_pandas()
+    assert df["evals_f"].iloc[0] == r.evals["f"].reshape(-1)[0] >= 60  # one per step at least
+    assert df["evals_f_to_tol"].iloc[0] == r.evals_to_tol["f"].reshape(-1)[0] > 0
+    assert short.evals_to_tol["f"].reshape(-1)[0] == -1 and pd.isna(cut["evals_f_to_tol"].iloc[0])
