@@ -13,3 +13,14 @@ import tempfile  # noqa: E402
 # `gdkit run` keeps compiled programs in a per-user cache: the tests (and the subprocesses
 # they start) use one of their own, so they neither read nor fill the user's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gdkit-test-cache-")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _x64_as_it_was():
+    """`gdkit run` of a float64 config turns JAX's 64-bit mode on for the whole process, as it
+    should for a CLI; a test that runs one in-process must not leave later tests in float64."""
+    before = jax.config.jax_enable_x64
+    yield
+    jax.config.update("jax_enable_x64", before)

@@ -333,7 +333,7 @@ SWEEP = [
     P(lambda t: sw(trajectories=[-1]), ["trajectories"], id="trajectories-negative"),
     P(lambda t: sw(trajectories=[0.5]), ["trajectories"], id="trajectories-float"),
     P(lambda t: sw(trajectories=3), ["trajectories"], id="trajectories-int"),
-    P(lambda t: sw(progress="yes"), ["progress"], id="progress-string"),
+    P(lambda t: sw(progress=1), ["progress"], id="progress-number"),
     P(lambda t: sw(progress=None), ["progress"], id="progress-none"),
     # plan() checks the same arguments
     P(

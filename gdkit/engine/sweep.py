@@ -146,7 +146,12 @@ def sweep(
     label = f"{p.obj.name} / {p.opt_name}"
     if isinstance(progress, str):
         label, progress = progress, True
-    progress = _checks.boolean("sweep", "progress", progress) and label
+    if not isinstance(progress, bool | np.bool_):
+        raise ValueError(
+            "sweep: progress must be True, False or a label (a string), "
+            f"got {_checks.short(progress)}"
+        )
+    progress = bool(progress) and label
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
     _warn_fallbacks(p)
     clock = [0.0]

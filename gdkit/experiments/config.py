@@ -289,6 +289,8 @@ def check_path(optimizers: list[OptimizerSpec], at: dict[str, Any], key: str) ->
 
 
 def _swept_value(values, v) -> bool:
+    import numpy as np
+
     if isinstance(values, np.ndarray):
         return isinstance(v, int | float) and bool(
             np.any(np.isclose(values, float(v), rtol=1e-9, atol=0.0))
@@ -297,6 +299,8 @@ def _swept_value(values, v) -> bool:
 
 
 def _some(values, n: int = 6) -> str:
+    import numpy as np
+
     shown = [f"{float(x):.4g}" if isinstance(x, float | np.floating) else str(x) for x in values]
     return ", ".join(shown[:n]) + (", ..." if len(shown) > n else "")
 
