@@ -170,7 +170,8 @@ def to_xarray(result):
     """The result as an xarray Dataset over its named axes (grid names..., start [, seed]):
     coordinates are the swept values, `param` (the coordinate names of x) and `step` (the
     recorded steps); per-run variables final_loss, best_loss, gap, final_grad_norm,
-    steps_to_tol and diverged_step (float, NaN where missing), status, final_x [..., param],
+    steps_to_tol and diverged_step (float, NaN where missing), status, the evaluation counts
+    evals_<kind> and evals_<kind>_to_tol (NaN where tol was not reached), final_x [..., param],
     history [..., step]; x0 [start, param]; attrs the names, steps, tol and fixed values."""
     xr = require("xarray", "SweepResult.to_xarray")
     r = result
@@ -192,6 +193,10 @@ def to_xarray(result):
     }
     if r.gap is not None:
         data["gap"] = (dims, r.gap)
+    for kind, counts in (r.evals or {}).items():
+        data[f"evals_{kind}"] = (dims, counts)
+    for kind, counts in (r.evals_to_tol or {}).items():
+        data[f"evals_{kind}_to_tol"] = (dims, missing(counts))
     coords = {name: np.asarray(values) for name, values in r.axes.items()}
     coords["param"] = list(r.coordinate_names)
     coords["step"] = np.asarray(r.history_steps)

@@ -117,6 +117,35 @@ def test_evaluation_counts_are_columns_with_nulls_where_tol_was_not_reached():
         "rosenbrock", "bfgs", grid={"learning_rate": [1.0]}, steps=3, tol=1e-8, progress=False
     )
     df, cut = r.to_pandas(), short.to_pandas()
+    ds = short.to_xarray()
+    assert int(ds["evals_f"].values.reshape(-1)[0]) == short.evals["f"].reshape(-1)[0]
+    assert np.isnan(ds["evals_f_to_tol"].values).all()
     assert df["evals_f"].iloc[0] == r.evals["f"].reshape(-1)[0] >= 60  # one per step at least
     assert df["evals_f_to_tol"].iloc[0] == r.evals_to_tol["f"].reshape(-1)[0] > 0
     assert short.evals_to_tol["f"].reshape(-1)[0] == -1 and pd.isna(cut["evals_f_to_tol"].iloc[0])
+
+
+def test_parquet_columns_of_every_sweep_follow_the_names(tmp_path):
+    """A later sweep's own columns (Newton's Hessian counts) sit with the run's columns, not
+    among the hyperparameters, whichever sweep comes first."""
+    from gdkit.experiments import rundir
+
+    kw = {"steps": 5, "progress": False}
+    gd = gdkit.sweep("rosenbrock", "gd", grid={"learning_rate": [1e-3]}, **kw)
+    newton = gdkit.sweep("rosenbrock", "newton", grid={"learning_rate": [1.0]}, **kw)
+    path = tmp_path / "runs.parquet"
+    rundir.write_runs_parquet(path, [({}, gd), ({}, newton)])
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    assert names.index("start") < names.index("evals_hess") < names.index("lane") == len(names) - 1
+    assert names.index("learning_rate") < names.index("start")
+
+
+def test_data_objective_final_params_of_every_run():
+    obj = gdkit.objectives.get("linear_regression")
+    r = gdkit.sweep(obj, "gd", grid={"learning_rate": [0.01, 0.1]}, steps=20, progress=False)
+    every = r.final_params()
+    for name, leaf in every.items():
+        assert leaf.shape[: len(r.shape)] == r.shape
+        np.testing.assert_array_equal(leaf[1, 0], r.final_params(1)[name])

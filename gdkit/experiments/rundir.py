@@ -299,7 +299,10 @@ def write_runs_parquet(
         run_id += r.lanes
     schema = _unified_schema([t.schema for t in parts])
     # the names, then every hyperparameter (of any sweep), then the run's own columns
-    own = parts[0].column_names[parts[0].column_names.index("start") :]
+    own = []  # in order, the union over the sweeps (a later one may count Hessians)
+    for t in parts:
+        own += [n for n in t.column_names[t.column_names.index("start") :] if n not in own]
+    own = [n for n in own if n != "lane"] + ["lane"]
     head = [f for f in schema if f.name not in own]
     schema = pa.schema([*head, *(schema.field(n) for n in own if n in schema.names)])
     coordinates = {

@@ -122,13 +122,14 @@ def param_names(shapes: Shapes) -> tuple[str, ...]:
 
 
 def make_unravel(shapes: Shapes) -> Callable[[jax.Array], dict]:
-    """flat x [d] -> {name: array of its shape} in x's own dtype (jax or numpy arrays)."""
+    """flat x [..., d] -> {name: array [..., *shape]} in x's own dtype (jax or numpy arrays):
+    one point, or a result's points with their leading axes (`SweepResult.final_params`)."""
     sizes = [math.prod(s) for _, s in shapes]
     offsets = np.cumsum([0, *sizes])
 
     def unravel(x):
         return {
-            name: x[offsets[i] : offsets[i + 1]].reshape(shape)
+            name: x[..., offsets[i] : offsets[i + 1]].reshape((*x.shape[:-1], *shape))
             for i, (name, shape) in enumerate(shapes)
         }
 
