@@ -13,8 +13,10 @@ import dataclasses
 import errno
 import fcntl
 import importlib
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import warnings
@@ -685,3 +687,19 @@ def test_the_size_check_counts_what_the_engine_plans(tmp_path):
     for job, f in zip(jobs, sweeps, strict=True):
         p = plan(**experiment.sweep_arguments(cfg, job))
         assert (f.lanes, f.host_bytes) == (p.lanes, p.host_bytes)
+
+
+def test_a_run_an_older_gdkit_began_resumes(interrupted, reference, tmp_path, capsys):
+    """A run directory recorded before a config key existed (`engine`, and `plots` as a plain
+    list) is no edited config: the newer gdkit resumes it to the same numbers."""
+    old = tmp_path / "old"
+    shutil.copytree(interrupted, old)
+    created = old / rundir.CREATED
+    record = json.loads(created.read_text())
+    assert record.pop("engine") == "auto"
+    if isinstance(record.get("plots"), dict):
+        record["plots"] = record["plots"]["kinds"]
+    created.write_text(json.dumps(record))
+    code, _out, err, _ = _cli(["run", "--resume", str(old), "--no-progress"], capsys)
+    assert code == 0, err
+    assert (old / "runs.csv").read_text() == reference

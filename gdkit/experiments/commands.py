@@ -124,7 +124,16 @@ def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
     is writing (its lock is taken into `held` here), or that is complete and undamaged."""
     from gdkit.experiments import rundir
 
-    change = rundir.changed(resume, cfg.model_dump(mode="json", exclude_none=True))
+    def as_now(created: dict) -> dict:
+        """A config recorded by an older gdkit, read as this one reads it (keys added since at
+        their defaults, old forms in their new shape), so only an edit counts as a change."""
+        try:
+            then = type(cfg).model_validate(created)
+        except ValueError:
+            return created
+        return then.model_dump(mode="json", exclude_none=True)
+
+    change = rundir.changed(resume, cfg.model_dump(mode="json", exclude_none=True), as_now)
     if change:
         raise UserError(
             f"--resume: {args.config} was edited after the run began ({change}); "

@@ -102,13 +102,17 @@ def lock(run_dir: pathlib.Path):
         os.close(fd)
 
 
-def changed(run_dir: pathlib.Path, resolved: dict) -> str | None:
+def changed(run_dir: pathlib.Path, resolved: dict, normalize=None) -> str | None:
     """The first difference between the config the run was created with and `resolved`
-    (`"steps: 40 -> 60"`), or None when they agree (or the run predates this record)."""
+    (`"steps: 40 -> 60"`), or None when they agree (or the run predates this record).
+    `normalize` reads the recorded config as the current schema would (defaults of keys
+    added since), so a newer gdkit can resume a run an older one began."""
     try:
         created = json.loads((pathlib.Path(run_dir) / CREATED).read_text())
     except (OSError, ValueError):
         return None
+    if normalize is not None:
+        created = normalize(created)
     return _first_difference(created, json.loads(json.dumps(resolved)), "")
 
 
