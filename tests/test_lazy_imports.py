@@ -157,4 +157,4 @@ def test_progress_on_a_pipe_leaves_no_blank_lines_or_control_codes():
         text=True,
         timeout=300,
     )
-    assert "progress must be True or False, got 2" in bad.stderr
+    assert "progress must be True, False or a label (a string), got 2" in bad.stderr
