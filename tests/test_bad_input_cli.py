@@ -598,8 +598,8 @@ def test_resume_refuses_a_directory_another_run_holds(interrupted, capsys):
 
 SLOW_RESUME = """
 import sys, time
+import gdkit.engine.sweep as engine  # loaded by the first sweep otherwise (lazily)
 import gdkit.experiments.cli
-engine = sys.modules["gdkit.engine.sweep"]
 real = engine.sweep
 def sweep(*args, **kwargs):  # a sweep that takes a while: the other process comes meanwhile
     time.sleep(8)
