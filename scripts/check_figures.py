@@ -27,6 +27,9 @@ import tempfile
 
 import numpy as np
 
+# the plots' own even resampling of a path (one definition for the figure and its check)
+from gdkit.plots._contour import _resample
+
 CHEAP = [
     "tutorial_examples",
     "curve_fit",
@@ -56,16 +59,6 @@ def _polyline_distance(points: np.ndarray, line: np.ndarray) -> np.ndarray:
     return out
 
 
-def _along(xy: np.ndarray, n: int = 400) -> np.ndarray:
-    """`n` points evenly spaced along the polyline `xy` (a stalled tail adds nothing)."""
-    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)
-    at = np.concatenate([[0.0], np.cumsum(seg)])
-    if at[-1] <= 0:
-        return xy[:1]
-    t = np.linspace(0, at[-1], n)
-    return np.stack([np.interp(t, at, xy[:, k]) for k in range(2)], axis=1)
-
-
 def exposed_shares(ax) -> dict[str, float]:
     """Per path line of `ax` (gid "path:<i>"): the share of its length (in display space)
     not covered by a later-drawn line at least as wide around it."""
@@ -79,7 +72,7 @@ def exposed_shares(ax) -> dict[str, float]:
     for i, ln in enumerate(lines):
         if len(xy[i]) < 2:
             continue
-        pts = _along(xy[i])
+        pts = _resample(xy[i], 400)
         r_i = ln.get_linewidth() * px / 2
         covered = np.zeros(len(pts), bool)
         for j in range(i + 1, len(lines)):
