@@ -95,6 +95,19 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
                 _distributed.initialize(cfg.distributed)
             except (RuntimeError, ValueError) as e:
                 raise UserError(f"distributed: cannot start JAX's runtime: {e}") from None
+        plotter = None
+        if cfg.plots.kinds and cfg.distributed is None and not args.dry_run:
+            from gdkit.experiments.plot_worker import Plotter
+
+            # A worker only helps where an objective's figures can be drawn while another's
+            # sweeps run; it starts before JAX is imported here, so its imports overlap ours.
+            plotter = Plotter(
+                cfg.plots.kinds,
+                cfg.plots.paths,
+                x64=cfg.dtype == "float64",
+                in_process=len(cfg.objectives) < 2,
+            )
+            held.callback(plotter.close)
         with clock("import"):
             backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything
         if not (args.no_cache or _cache.disabled_by_env()):
@@ -116,7 +129,7 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
 
         rundir.mark_incomplete(resume)  # until finish: a resume may re-run a damaged result
     out = pathlib.Path(args.out)
-    return _run(cfg, jobs, out, not args.no_progress, console, backend, clock, resume=resume)
+    return _run(cfg, jobs, out, not args.no_progress, console, backend, clock, plotter, resume)
 
 
 def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
@@ -286,6 +299,7 @@ class Phases:
 
         self.started = time.perf_counter() if started is None else started
         self.seconds: dict[str, float] = {}
+        self.alongside: dict[str, float] = {}  # another process's seconds, while ours ran
 
     @contextlib.contextmanager
     def __call__(self, phase: str):
@@ -301,23 +315,33 @@ class Phases:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
     def record(self) -> dict[str, float]:
-        """Seconds per phase, `other` (what no phase claims) and `wall` (since `started`)."""
+        """Seconds per phase, `other` (what no phase claims) and `wall` (since `started`),
+        then `<phase>_alongside`: seconds of that phase another process spent while this
+        one did other work (not part of `wall`)."""
         import time
 
         wall = time.perf_counter() - self.started
         out = {k: round(v, 4) for k, v in self.seconds.items()}
         out["other"] = round(max(0.0, wall - sum(self.seconds.values())), 4)
         out["wall"] = round(wall, 4)
+        out.update({f"{k}_alongside": round(v, 4) for k, v in self.alongside.items()})
         return out
 
     def line(self) -> str:
-        """One line for the end of a run: `time 9.8 s: import 1.9 s, compile 2.1 s, ...`."""
+        """One line for the end of a run: `time 9.8 s: import 1.9 s, compile 2.1 s, ...,
+        plots 0.40 s (+4.10 s alongside)`."""
         rec = self.record()
-        parts = [f"{k} {v:.2f} s" for k, v in rec.items() if k != "wall" and v >= 0.005]
+        parts = [
+            f"{k} {v:.2f} s"
+            + (f" (+{self.alongside[k]:.2f} s alongside)" if k in self.alongside else "")
+            for k, v in rec.items()
+            if k in self.seconds or k == "other"
+            if v >= 0.005 or k in self.alongside
+        ]
         return f"time {rec['wall']:.1f} s: " + ", ".join(parts)
 
 
-def _run(cfg, jobs, out, progress, console, backend, clock, resume=None) -> int:
+def _run(cfg, jobs, out, progress, console, backend, clock, plotter, resume=None) -> int:
     import time
 
     import jax
@@ -342,7 +366,7 @@ def _run(cfg, jobs, out, progress, console, backend, clock, resume=None) -> int:
         console.print(f"process {jax.process_index()}: {len(pairs)} sweeps done")
         return 0
     if resume is not None:
-        return _write(cfg, resume, progress, console, t0, clock, resume=True)
+        return _write(cfg, jobs, resume, progress, console, t0, clock, plotter, resume=True)
     try:
         run_dir = rundir.create(
             out,
@@ -355,16 +379,16 @@ def _run(cfg, jobs, out, progress, console, backend, clock, resume=None) -> int:
             raise ResourceError(f"{exhausted(e)}: cannot make a run directory in {out}") from e
         raise UserError(f"--out: cannot make a run directory in {out}: {e.strerror or e}") from None
     with rundir.lock(run_dir):
-        return _write(cfg, run_dir, progress, console, t0, clock, resume=False)
+        return _write(cfg, jobs, run_dir, progress, console, t0, clock, plotter, resume=False)
 
 
-def _write(cfg, run_dir, progress, console, t0, clock, resume: bool) -> int:
+def _write(cfg, jobs, run_dir, progress, console, t0, clock, plotter, resume: bool) -> int:
     """Runs the sweeps a run directory lacks and writes it whole (the caller holds its lock)."""
     from gdkit.experiments.summary import print_summary
 
     console.print(f"run directory: {run_dir}", highlight=False)
     try:
-        results, meta = _compute(cfg, run_dir, progress, t0, clock, resume)
+        results, meta = _compute(cfg, jobs, run_dir, progress, t0, clock, plotter, resume)
     except KeyboardInterrupt:
         raise UserInterrupt(f"interrupted; resume with: gdkit run --resume {run_dir}") from None
     except Exception as e:
@@ -381,8 +405,10 @@ def _write(cfg, run_dir, progress, console, t0, clock, resume: bool) -> int:
     return 0
 
 
-def _compute(cfg, run_dir, progress, t0, clock, resume: bool):
-    """The sweeps, the plots and the tables of a run directory: (results, meta)."""
+def _compute(cfg, jobs, run_dir, progress, t0, clock, plotter, resume: bool):
+    """The sweeps, the plots and the tables of a run directory: (results, meta). `plotter`
+    (a `plot_worker.Plotter`, None without plots) draws each objective's figures as soon as
+    its sweeps are done."""
     import platform as _platform
     import time
 
@@ -398,6 +424,17 @@ def _compute(cfg, run_dir, progress, t0, clock, resume: bool):
         with clock("write"):
             result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
 
+    last = {job.objective.name: i for i, job in enumerate(jobs)}
+    groups: dict[str, list] = {}
+
+    def done(i, job, result):
+        """Hands an objective's figures to the plotter once its last sweep is saved."""
+        group = groups.setdefault(job.objective.name, [])
+        group.append((rundir.result_path(run_dir, i, job.objective.name, job.optimizer), result))
+        if plotter is not None and last[job.objective.name] == i:
+            files, results = zip(*group, strict=True)
+            plotter.add(job.objective, job.spec, results, files, run_dir / "plots")
+
     t, claimed = time.perf_counter(), sum(clock.seconds.values())
     pairs = experiment.run(
         cfg,
@@ -405,23 +442,18 @@ def _compute(cfg, run_dir, progress, t0, clock, resume: bool):
         finished=_finished_in(run_dir),
         on_result=save,
         checkpoint=_checkpoints_in(run_dir, cfg),
+        done=done,
+        jobs=jobs,
     )
     # The rest of the sweeps' time: planning, and compiling and running the plotted runs'
     # trajectories (programs of their own, outside a sweep's compile and run times).
     clock.add("setup", time.perf_counter() - t - (sum(clock.seconds.values()) - claimed))
     results = [r for _, r in pairs]
-    if cfg.plots.kinds:
-        from gdkit import plots
-
-        objectives = {job.objective.name: job.objective for job, _ in pairs}
-        with clock("plots"):
-            plots.draw(
-                results,
-                objectives,
-                run_dir / "plots",
-                kinds=tuple(cfg.plots.kinds),
-                paths=cfg.plots.paths,
-            )
+    if plotter is not None:
+        with clock("plots"):  # what is left to draw once the sweeps are done
+            plotter.finish()
+        if plotter.worker_seconds:
+            clock.alongside["plots"] = plotter.worker_seconds
     meta = {
         "name": cfg.name,
         "gdkit": __version__,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gdkit import optimizers, starts
-from gdkit.experiments.config import ExperimentConfig, build_objective
+from gdkit.experiments.config import ExperimentConfig, ObjectiveSpec, build_objective
 from gdkit.objectives import Objective
 from gdkit.result import SweepResult
 
@@ -28,6 +28,7 @@ class Job:
     x0: np.ndarray  # [S, d]
     seeds: int | None
     steps: int
+    spec: ObjectiveSpec | None = None  # the config entry the objective was built from
 
     @property
     def lanes(self) -> int:
@@ -61,7 +62,18 @@ def plan(config: ExperimentConfig) -> list[Job]:
         x0 = start_set(config, objective)
         for opt in config.optimizers:
             steps = obj_spec.steps or config.steps
-            jobs.append(Job(objective, opt.name, opt.swept(), opt.fixed(), x0, config.seeds, steps))
+            jobs.append(
+                Job(
+                    objective,
+                    opt.name,
+                    opt.swept(),
+                    opt.fixed(),
+                    x0,
+                    config.seeds,
+                    steps,
+                    obj_spec,
+                )
+            )
     return jobs
 
 
@@ -120,6 +132,8 @@ def run(
     finished: Callable[[int, Job], SweepResult | None] | None = None,
     on_result: Callable[[int, Job, SweepResult], None] | None = None,
     checkpoint: Callable[[int, Job], object] | None = None,
+    done: Callable[[int, Job, SweepResult], None] | None = None,
+    jobs: list[Job] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
     """Runs every job; the representative lane of each (`SweepResult.representative`), or
     the lanes `plots.paths` asks for (`path_lanes`), get their full trajectories recorded
@@ -127,12 +141,14 @@ def run(
 
     `finished(i, job)` may return the result of a job done before (a resumed run), which is
     then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
-    `checkpoint(i, job)` gives the `gdkit.Checkpoint` a job saves its progress to.
+    `checkpoint(i, job)` gives the `gdkit.Checkpoint` a job saves its progress to;
+    `done(i, job, result)` sees every job's result, resumed or new, once it is final. `jobs`:
+    `plan(config)`, when the caller has it already.
     """
     from gdkit.engine.sweep import sweep
 
     out = []
-    jobs = plan(config)
+    jobs = plan(config) if jobs is None else jobs
     for i, job in enumerate(jobs):
         result = finished(i, job) if finished is not None else None
         if result is None:
@@ -145,5 +161,7 @@ def run(
             )
             if on_result is not None:
                 on_result(i, job, result)
+        if done is not None:
+            done(i, job, result)
         out.append((job, result))
     return out
