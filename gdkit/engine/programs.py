@@ -473,13 +473,17 @@ def make_replay(spec: Spec):
 
 
 def make_trajectory(spec: Spec, steps: int):
-    """(carry, lane_hp, fixed_hp, consts) -> x path [T+1, K, d], loss path [T+1, K].
+    """(x0 [K,d], lane_hp, fixed_hp, keys, thr_scale, consts) -> x path [T+1, K, d], loss
+    path [T+1, K].
 
-    Full recording for a few lanes (for plots): the same step as the sweep, held at the last
-    finite point once a lane diverges.
+    Full recording for a few lanes (for plots): `make_init`'s start and the same step as the
+    sweep, held at the last finite point once a lane diverges; one program (init included).
     """
+    init = make_init(spec)
 
-    def run(carry, lane_hp, fixed_hp, consts):
+    def run(x0, lane_hp, fixed_hp, keys, thr_scale, consts):
+        carry = init(x0, lane_hp, fixed_hp, keys, thr_scale)
+
         def body(s, t):
             c, x_good = s
             c2, v, _ = _step(spec, c, t, lane_hp, fixed_hp, consts)

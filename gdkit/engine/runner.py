@@ -346,9 +346,9 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
     """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1].
 
     The K lanes are padded to `ALIGN` like a sweep's, so each path is exactly the one its
-    lane took in the (XLA) sweep."""
+    lane took in the (XLA) sweep. The program is compiled once per (spec, padded K, steps)."""
     dtype = jnp.dtype(spec.dtype)
-    k = x0.shape[0]
+    k, dim = x0.shape
     pad = np.arange(-(-k // ALIGN) * ALIGN) % k
     args = (
         jnp.asarray(x0[pad], dtype),
@@ -356,11 +356,10 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
         {name: jnp.asarray(v, dtype) for name, v in fixed_hp.items()},
         None if keys is None else jnp.asarray(keys[pad]),
         jnp.asarray(thr_scale, dtype),
+        {name: jnp.asarray(v, dtype) for name, v in consts.items()},
     )
-    carry = jax.jit(_kernel.make_init(spec)).lower(*args).compile()(*args)
-    cst = {name: jnp.asarray(v, dtype) for name, v in consts.items()}
-    a = (carry, args[1], args[2], cst)
-    run = jax.jit(_kernel.make_trajectory(spec, steps)).lower(*a).compile()
-    xs, vs = run(*a)
+    key = (spec, pad.size, dim, "trajectory", steps)
+    build = functools.partial(_kernel.make_trajectory, spec, steps)
+    xs, vs = _compiled(key, build, args, False, [0.0])(*args)
     xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

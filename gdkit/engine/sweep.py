@@ -346,20 +346,21 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
         lanes = which
     xs = np.empty((lanes.size, result.steps + 1, p.obj.dim), p.dtype)
     vs = np.empty((lanes.size, result.steps + 1), p.dtype)
+    by_program: dict = {}  # lanes of one compiled program (their static values) run together
     for j, lane in enumerate(lanes):
-        spec = p.spec(p.static_values(lane))
-        one = lanes[j : j + 1]
-        x, v = _runner.run_trajectories(
+        by_program.setdefault(p.spec(p.static_values(lane)), []).append(j)
+    for spec, js in by_program.items():
+        sel = lanes[js]
+        xs[js], vs[js] = _runner.run_trajectories(
             spec,
-            p.x0_l[one],
-            p.hp(one),
+            p.x0_l[sel],
+            p.hp(sel),
             p.g.fixed,
-            p.keys(spec, one),
+            p.keys(spec, sel),
             p.consts,
             p.divergence_threshold,
             result.steps,
         )
-        xs[j], vs[j] = x[0], v[0]
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
 
 
