@@ -162,8 +162,9 @@ def merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
         out[k][lanes[: len(v)]] = v
 
 
-def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
-    """Saves where the sweep is (combo, lane chunk, segment) and everything done so far, when
+def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state, run_time=0.0) -> None:
+    """Saves where the sweep is (combo, lane chunk, segment), everything done so far and the
+    seconds spent running so far (`run_time`, which a resumed sweep adds to its own), when
     the checkpoint is due (`_runner.run_lanes` calls it after each segment of steps)."""
     if not checkpoint.due():
         return
@@ -179,5 +180,6 @@ def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
         "seg": int(seg),
         "n_carry": len(st["carry"]),
         "n_hist": len(st["hist"]),
+        "run_time": float(run_time),
     }
     checkpoint.save(key, meta, arrays)
