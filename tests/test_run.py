@@ -104,6 +104,11 @@ def test_runs_csv_is_one_row_per_lane_and_matches_the_results(finished):
         assert np.float32(row["final_x_0"]) == np.float32(lane["final_x_0"])
         assert row["status"] == lane["status"]
         assert float(row["learning_rate"]) == lane["learning_rate"]  # float64: all 17 digits
+        # wall time to tol: empty where tol was not reached, else the result's, round-tripped
+        if lane["seconds_to_tol"] is None:
+            assert row["seconds_to_tol"] == "" and row["steps_to_tol"] == "-1"
+        else:
+            assert float(row["seconds_to_tol"]) == lane["seconds_to_tol"] > 0
     # The gap is to the known minimum: parabola's is 2.
     for row in rows:
         if row["objective"] == "parabola":
@@ -150,6 +155,9 @@ def test_show_and_plot_read_the_directory_back(finished, capsys):
     (path / "plots" / "loss-parabola.png").unlink()
     assert main(["plot", str(path), "--kinds", "loss"]) == 0
     assert (path / "plots" / "loss-parabola.png").is_file()
+    assert not (path / "plots" / "loss_time-parabola.png").exists()  # not drawn by default
+    assert main(["plot", str(path), "--kinds", "loss_time"]) == 0
+    assert (path / "plots" / "loss_time-parabola.png").is_file()
 
 
 def test_results_round_trip(finished):
