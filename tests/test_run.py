@@ -104,11 +104,8 @@ def test_runs_csv_is_one_row_per_lane_and_matches_the_results(finished):
         assert np.float32(row["final_x_0"]) == np.float32(lane["final_x_0"])
         assert row["status"] == lane["status"]
         assert float(row["learning_rate"]) == lane["learning_rate"]  # float64: all 17 digits
-        # wall time to tol: empty where tol was not reached, else the result's, round-tripped
-        if lane["seconds_to_tol"] is None:
-            assert row["seconds_to_tol"] == "" and row["steps_to_tol"] == "-1"
-        else:
-            assert float(row["seconds_to_tol"]) == lane["seconds_to_tol"] > 0
+    # Only what the config and seeds determine: no wall times (the file is the same every run)
+    assert "seconds_to_tol" not in rows[0]
     # The gap is to the known minimum: parabola's is 2.
     for row in rows:
         if row["objective"] == "parabola":

@@ -133,9 +133,9 @@ def test_seconds_to_tol_is_steps_to_tol_at_the_run_time_per_step_and_null_unreac
     df = result.to_pandas()
     np.testing.assert_allclose(df.seconds_to_tol[reached], want[reached], rtol=1e-15)
     assert df.seconds_to_tol[~reached].isna().all()
-    t = tables.to_arrow(result)
-    assert t.schema.field("seconds_to_tol").type == pa.float64()
-    assert t.column("seconds_to_tol").null_count == int((~reached).sum())
+    assert str(df.seconds_to_tol.dtype) == "float64"
+    # runs.parquet holds only what the config and seeds determine: the same bytes every run
+    assert "seconds_to_tol" not in tables.to_arrow(result).column_names
     ds = result.to_xarray()
     np.testing.assert_allclose(ds.seconds_to_tol.values.ravel(), np.where(reached, want, np.nan))
 

@@ -29,6 +29,8 @@ class Checkpoint:
     rename), and only a file made by the same sweep (same fingerprint) is ever resumed from.
     A damaged file (truncated, or its checksum does not match) is reported through `report`
     (default: a RuntimeWarning), deleted, and the sweep starts from its first step.
+    `resumed_run_time`: the seconds of running the snapshot a sweep resumed from recorded
+    (0.0 until then), which that sweep's `run_time` includes.
 
     Example:
       >>> import tempfile, pathlib
@@ -55,6 +57,7 @@ class Checkpoint:
         self.write = _checks.boolean("Checkpoint", "write", write)
         self.report = report
         self._last = time.monotonic()
+        self.resumed_run_time = 0.0
 
     def due(self) -> bool:
         return self.write and time.monotonic() - self._last >= self.every
@@ -76,6 +79,7 @@ class Checkpoint:
     def load(self, fingerprint: str) -> tuple[dict, dict[str, np.ndarray]] | None:
         """(meta, arrays) saved by the same sweep, or None (no file, another sweep's, or a
         damaged one, which is reported and deleted)."""
+        self.resumed_run_time = 0.0
         if not self.path.is_file():
             return None
         try:
@@ -90,6 +94,8 @@ class Checkpoint:
             return None
         if meta.pop("sha256", None) != _digest(arrays):
             return self._discard("checksum mismatch")
+        # 0: a snapshot from before the run time was recorded
+        self.resumed_run_time = float(meta.pop("run_time", 0.0))
         return meta, arrays
 
     def _discard(self, why: str) -> None:

@@ -219,7 +219,7 @@ def _run(p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, c
     if saved is not None:
         meta, arrays = saved
         start_combo = meta["combo"]
-        clock.before = float(meta.get("run_time", 0.0))  # 0: a snapshot from before it was kept
+        clock.before = checkpoint.resumed_run_time
         out = {k[4:]: v for k, v in arrays.items() if k.startswith("out_")}
         inner = {
             "lo": meta["lo"],

@@ -228,8 +228,7 @@ def write_runs_csv(
     """One row per lane: run_id, objective, optimizer, every hyperparameter (defaults
     included), start and its coordinates x0_*, seed, the outcome, the evaluations made
     (evals_f, evals_grad, [evals_hess, evals_jac], each also up to steps_to_tol:
-    evals_f_to_tol, ...; empty where unknown), the wall time to tol (seconds_to_tol, see
-    `SweepResult.seconds_to_tol`; empty where tol was not reached), the final point, lane.
+    evals_f_to_tol, ...; empty where unknown), the final point, lane.
 
     Columnar and chunked, so millions of lanes stream out without a dict per row. Floats are
     written so they round-trip their dtype (9 digits for float32, the shortest repr for
@@ -253,7 +252,7 @@ def write_runs_csv(
     # evaluation counts, by kind (f, grad always; hess, jac where some optimizer made any)
     kinds = list(dict.fromkeys(k for _, r in pairs for k in (r.evals or {})))
     evals_cols = [f"evals_{k}" for k in kinds] + [f"evals_{k}_to_tol" for k in kinds]
-    columns = [*head, *x0_cols, *_OUTCOME, *evals_cols, "seconds_to_tol", *x_cols, "lane"]
+    columns = [*head, *x0_cols, *_OUTCOME, *evals_cols, *x_cols, "lane"]
     has_seed = any("seed" in r.axes for _, r in pairs)
     if not has_seed:
         columns.remove("seed")
@@ -403,11 +402,6 @@ def _columns(r: SweepResult, hparams: dict, hp_names: list[str], dim: int) -> di
         cols[f"evals_{k}"] = v.reshape(-1)
     for k, v in (r.evals_to_tol or {}).items():
         cols[f"evals_{k}_to_tol"] = v.reshape(-1)
-    seconds = r.seconds_to_tol
-    if seconds is not None:  # None: empty cells, as where tol was not reached
-        seconds = seconds.reshape(-1).astype(object)
-        seconds[r.steps_to_tol.reshape(-1) < 0] = None
-    cols["seconds_to_tol"] = seconds
     cols["lane"] = np.arange(r.lanes)
     return cols
 
