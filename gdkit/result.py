@@ -79,9 +79,9 @@ class SweepResult:
       compile_time, run_time: seconds spent compiling the sweep's programs and running its
         steps: run_time is the sweep's time less compiling and less reading and writing its
         checkpoint (a resumed sweep adds the run time recorded before the interruption); the
-        trajectories' replay is in neither. All lanes advance together, one compiled program
-        per structural grid value, so `seconds_per_step` (run_time / steps) is each lane's
-        honest share: what one step of the whole sweep took on this machine.
+        trajectories' replay is in neither. All lanes advance together (one compiled program
+        per structural grid value), so each run's step is charged `seconds_per_step`
+        (run_time / steps): what one step of the whole sweep took on this machine.
       param_names: a name per coordinate of x (`w1[0,3]`, `b`; tree paths for a pytree
         x0), or () for x_0, x_1, ...; `coordinate_names` gives either.
       unravel: flat x [..., d] -> the parameter pytree (a pytree x0 or a data objective), or

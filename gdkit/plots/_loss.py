@@ -38,9 +38,10 @@ def loss(
     methods of different price per step compare fairly (see `evals_at`: exact for methods
     of a fixed price per step; for line searches exact at steps to tol and at the end,
     interpolated in between). ``x_axis="time"`` draws against wall time on this machine:
-    step k at k x `SweepResult.seconds_per_step`, the sweep's run time (compiling excluded)
-    shared equally by its steps, since all lanes of a sweep advance together (so a step's time
-    is that of all the sweep's runs, which the legend counts: compare sweeps of one size).
+    step k at k x `SweepResult.seconds_per_step`, the sweep's `run_time` (compiling and
+    checkpoints excluded) shared equally by its steps, since all lanes of a sweep advance
+    together (so a step's time is that of all the sweep's runs, which the legend counts:
+    compare sweeps of one size).
     Noisy and machine-dependent, unlike steps and evaluations, but what a user waits for.
 
     Example:
