@@ -76,7 +76,12 @@ class SweepResult:
         itself are not seen). None for results saved without counts.
       evals_to_tol: the same counts up to steps_to_tol (what reaching tol cost); -1 where
         steps_to_tol is -1.
-      compile_time, run_time: seconds spent compiling and running.
+      compile_time, run_time: seconds spent compiling the sweep's programs and running its
+        steps: run_time is the sweep's time less compiling and less reading and writing its
+        checkpoint (a resumed sweep adds the run time recorded before the interruption); the
+        trajectories' replay is in neither. All lanes advance together (one compiled program
+        per structural grid value), so each run's step is charged `seconds_per_step`
+        (run_time / steps): what one step of the whole sweep took on this machine.
       param_names: a name per coordinate of x (`w1[0,3]`, `b`; tree paths for a pytree
         x0), or () for x_0, x_1, ...; `coordinate_names` gives either.
       unravel: flat x [..., d] -> the parameter pytree (a pytree x0 or a data objective), or
@@ -142,6 +147,22 @@ class SweepResult:
     def gap(self) -> np.ndarray | None:
         """final_loss - f_min, or None when the minimum is unknown."""
         return None if self.f_min is None else self.final_loss - self.f_min
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """Wall time on this machine per step: the sweep's run time shared equally by its
+        steps (every lane advances each step together); None when the run time is unknown
+        (a result built by hand, run_time 0)."""
+        return self.run_time / self.steps if self.run_time > 0 else None
+
+    @property
+    def seconds_to_tol(self) -> np.ndarray | None:
+        """steps_to_tol x `seconds_per_step`: the wall time each run took to reach tol, NaN
+        where it did not; None when the run time is unknown."""
+        per_step = self.seconds_per_step
+        if per_step is None:
+            return None
+        return np.where(self.steps_to_tol >= 0, self.steps_to_tol * per_step, np.nan)
 
     @property
     def converged(self) -> np.ndarray:
@@ -285,6 +306,8 @@ class SweepResult:
             out[f"evals_{name}"] = int(counts[flat])
         for name, counts in (self.evals_to_tol or {}).items():
             out[f"evals_{name}_to_tol"] = int(counts[flat])
+        per_step, stt = self.seconds_per_step, out["steps_to_tol"]
+        out["seconds_to_tol"] = None if per_step is None or stt < 0 else stt * per_step
         out["lane"] = lane
         return out
 
@@ -292,7 +315,8 @@ class SweepResult:
         """One dict per lane in C order: each axis value, x0_j, final_loss, best_loss, gap,
         final_grad_norm, steps_to_tol, status, diverged_step, final_x_j (j: the coordinate's
         name in `param_names` when there are names, `w1[0,3]`, else its index), evals_<kind> and
-        evals_<kind>_to_tol (see `evals`), lane."""
+        evals_<kind>_to_tol (see `evals`), seconds_to_tol (None where tol was not reached; see
+        `seconds_to_tol`), lane."""
         return [self.row(i) for i in range(self.lanes)]
 
     # -- as data -------------------------------------------------------------------------

@@ -74,13 +74,16 @@ def _nullable(values: np.ndarray, missing: int = -1) -> Column:
     return Column("values", values.astype(np.int64), null=values == missing)
 
 
-def columns(result, hparams: dict | None = None) -> dict[str, Column]:
+def columns(result, hparams: dict | None = None, timing: bool = False) -> dict[str, Column]:
     """The run table of `result`, column name -> `Column`, one row per lane in C order:
     objective, optimizer, every hyperparameter (the swept ones per row, the fixed ones and
     `hparams`, e.g. an optimizer's defaults, repeated), the axes start [, seed], x0 (list),
     final_loss, best_loss, gap, final_grad_norm, steps_to_tol, status, diverged_step,
     final_x (list), evals_<kind> and evals_<kind>_to_tol (null where tol was not reached; see
-    `SweepResult.evals`), lane."""
+    `SweepResult.evals`), with `timing` seconds_to_tol (the wall time to tol, steps_to_tol x
+    the sweep's run time per step; null where tol was not reached or the run time is
+    unknown), lane. Without `timing` every number is one the config and seeds determine, as
+    runs.csv and runs.parquet hold them (the same files, byte for byte, on every run)."""
     r, n = result, result.lanes
     index = np.indices(r.shape).reshape(len(r.shape), n)
     out = {
@@ -113,16 +116,21 @@ def columns(result, hparams: dict | None = None) -> dict[str, Column]:
         out[f"evals_{kind}"] = Column("values", np.asarray(counts).reshape(n).astype(np.int64))
     for kind, counts in (r.evals_to_tol or {}).items():
         out[f"evals_{kind}_to_tol"] = _nullable(np.asarray(counts).reshape(n))
+    if timing:
+        seconds = r.seconds_to_tol
+        seconds = np.full(n, np.nan) if seconds is None else seconds.reshape(n)
+        out["seconds_to_tol"] = Column("values", np.nan_to_num(seconds), null=np.isnan(seconds))
     out["lane"] = Column("values", np.arange(n, dtype=np.int64))
     return out
 
 
 def to_pandas(result, hparams: dict | None = None):
     """The run table as a pandas DataFrame: nullable Int64 for the steps, categoricals for
-    names, a NumPy array per cell of x0 and final_x."""
+    names, a NumPy array per cell of x0 and final_x, and the wall time seconds_to_tol (see
+    `columns`)."""
     pd = require("pandas", "SweepResult.to_pandas")
     data = {}
-    for name, c in columns(result, hparams).items():
+    for name, c in columns(result, hparams, timing=True).items():
         if c.kind == "category":
             data[name] = pd.Categorical.from_codes(c.data, categories=list(c.categories))
         elif c.kind == "list":
@@ -171,7 +179,8 @@ def to_xarray(result):
     coordinates are the swept values, `param` (the coordinate names of x) and `step` (the
     recorded steps); per-run variables final_loss, best_loss, gap, final_grad_norm,
     steps_to_tol and diverged_step (float, NaN where missing), status, the evaluation counts
-    evals_<kind> and evals_<kind>_to_tol (NaN where tol was not reached), final_x [..., param],
+    evals_<kind> and evals_<kind>_to_tol and the wall time seconds_to_tol (NaN where tol was
+    not reached; see `SweepResult.seconds_to_tol`), final_x [..., param],
     history [..., step]; x0 [start, param]; attrs the names, steps, tol and fixed values."""
     xr = require("xarray", "SweepResult.to_xarray")
     r = result
@@ -197,6 +206,8 @@ def to_xarray(result):
         data[f"evals_{kind}"] = (dims, counts)
     for kind, counts in (r.evals_to_tol or {}).items():
         data[f"evals_{kind}_to_tol"] = (dims, missing(counts))
+    if r.seconds_to_tol is not None:
+        data["seconds_to_tol"] = (dims, r.seconds_to_tol)
     coords = {name: np.asarray(values) for name, values in r.axes.items()}
     coords["param"] = list(r.coordinate_names)
     coords["step"] = np.asarray(r.history_steps)

@@ -668,6 +668,26 @@ def test_an_undamaged_resume_gives_the_uninterrupted_numbers(interrupted, refere
     np.testing.assert_equal(len(rundir.load_results(interrupted)), 2)
 
 
+def test_a_resumed_sweep_counts_the_run_time_before_the_interruption_once(interrupted, capsys):
+    """The resumed sweep's run_time (meta.json, the time axis of the loss plot) includes what
+    ran before the interruption, as its checkpoint recorded it; this run's own phases do not."""
+    ck = interrupted / "checkpoints" / "01.npz"
+    with np.load(ck) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["__meta__"]))
+    assert header["run_time"] > 0
+    header["run_time"] = 1000.0  # as if the part before the interruption had taken that long
+    arrays["__meta__"] = np.array(json.dumps(header))
+    with open(ck, "wb") as f:
+        np.savez(f, **arrays)
+    code, _out, err, _ = _cli(["run", "--resume", str(interrupted), "--no-progress"], capsys)
+    assert code == 0, err
+    meta = json.loads((interrupted / "meta.json").read_text())
+    assert meta["sweeps"][1]["run_time"] > 1000.0 > meta["sweeps"][0]["run_time"]
+    timings = meta["timings"]
+    assert timings["run"] < timings["wall"] < 1000.0 and min(timings.values()) >= 0
+
+
 def test_the_size_check_counts_what_the_engine_plans(tmp_path):
     """The up-front memory check (from the config's counts alone) agrees with the engine's own
     plan (`gdkit.sweep.plan`, what --dry-run prints) on lanes and host memory, sweep by sweep."""

@@ -1,5 +1,8 @@
 """A sweep interrupted after any checkpoint resumes to the same numbers, bit for bit."""
 
+import json
+import time
+
 import numpy as np
 import optax
 import pytest
@@ -102,3 +105,54 @@ def test_stochastic_gradient_descent_resumes_to_the_same_numbers(tmp_path):
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f
     seed = whole.dims.index("seed")  # each seed shuffles its own way
     assert not np.array_equal(np.take(whole.final_x, 0, seed), np.take(whole.final_x, 1, seed))
+
+
+# -- run time: what stepping the lanes took, whatever the checkpoint did ---------------------
+
+SMALL = dict(
+    grid={"learning_rate": np.geomspace(1e-4, 1e-2, 8)},
+    steps=200,
+    chunk_steps=20,
+    devices=1,
+    progress=False,
+)
+
+
+class SlowSave(Checkpoint):
+    """A checkpoint whose every save takes `pause` seconds longer."""
+
+    def __init__(self, path, pause):
+        super().__init__(path, every=0.0)
+        self.pause, self.saves = pause, 0
+
+    def save(self, *args):
+        time.sleep(self.pause)
+        super().save(*args)
+        self.saves += 1
+
+
+def test_run_time_leaves_out_checkpoint_writes(tmp_path):
+    ck = SlowSave(tmp_path / "ck.npz", pause=0.1)
+    t = time.perf_counter()
+    r = sweep("rosenbrock", "gd", checkpoint=ck, **SMALL)
+    total = time.perf_counter() - t
+    assert ck.saves == 9  # after each of 10 chunks of steps but the last
+    assert 0 < r.run_time <= total - r.compile_time - ck.saves * ck.pause
+
+
+def test_a_resumed_sweep_counts_the_run_time_before_the_interruption(tmp_path):
+    path = tmp_path / "ck.npz"
+    with pytest.raises(Interrupted):
+        sweep("rosenbrock", "gd", checkpoint=InterruptAfter(path, 4), **SMALL)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["__meta__"]))
+    assert meta["run_time"] > 0  # what the interrupted sweep ran, up to its last snapshot
+    meta["run_time"] = before = 1000.0  # as if the first part had taken that long
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    t = time.perf_counter()
+    r = sweep("rosenbrock", "gd", checkpoint=Checkpoint(path, every=0.0), **SMALL)
+    total = time.perf_counter() - t
+    assert before < r.run_time <= before + total - r.compile_time

@@ -1,6 +1,7 @@
 """Figures: each kind writes a real PNG where it applies and is skipped where it does not;
 the basin classification and the stability edge are checked against known answers."""
 
+import dataclasses
 import struct
 
 import numpy as np
@@ -426,3 +427,36 @@ def test_basins_say_what_the_radius_means():
     )
     title = plots.basins(r, obj).axes[0].get_title()
     assert f"within {plots.basin_radius(obj):.2g} of it" in title
+
+
+def test_loss_against_wall_time_shares_each_sweeps_run_time_equally_by_its_steps(
+    himmelblau_runs, tmp_path
+):
+    obj = objectives.get("himmelblau")
+    fig = plots.loss(himmelblau_runs, obj, x_axis="time")
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("wall time on this machine, s")
+    # himmelblau's minima share one value: one median line (the wide one) per optimizer
+    medians = [line for line in ax.lines if line.get_linewidth() == 1.8]
+    for line, r in zip(medians, himmelblau_runs, strict=True):
+        assert r.run_time > 0
+        want = r.history_steps * (r.run_time / r.steps)  # step k at k x run_time / steps
+        np.testing.assert_allclose(line.get_xdata(), want, rtol=1e-15)
+    assert ax.get_xlim() == pytest.approx((0, max(r.run_time for r in himmelblau_runs)))
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    for r in himmelblau_runs:  # a step's time is that of all the sweep's 4 x 36 runs
+        assert sum(t.startswith(r.optimizer) and "its sweep: 144 runs" in t for t in labels) == 1
+    assert _checks().check_figure(fig, "loss_time-himmelblau.png", obj) == []
+    # opt-in in draw (wall times differ run to run); the config knows the same kinds
+    from gdkit.experiments import config
+
+    assert (config.PLOTS, config.DEFAULT_PLOTS) == (plots.KINDS, plots.DEFAULT_KINDS)
+    assert "loss_time" not in plots.DEFAULT_KINDS
+    paths = plots.draw(himmelblau_runs, {"himmelblau": obj}, tmp_path, kinds=["loss_time"])
+    assert [p.name for p in paths] == ["loss_time-himmelblau.png"]
+    assert_plausible_png(paths[0])
+    with pytest.raises(ValueError, match="x_axis must be one of steps, evals, time, got 'wall'"):
+        plots.loss(himmelblau_runs, obj, x_axis="wall")
+    unmeasured = [dataclasses.replace(r, run_time=0.0) for r in himmelblau_runs]
+    with pytest.raises(plots.NotApplicable, match="no measured run time"):
+        plots.loss(unmeasured, obj, x_axis="time")

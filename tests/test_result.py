@@ -68,6 +68,30 @@ def test_rows_are_tidy_one_per_lane_in_c_order():
     assert r.counts() == {"converged": 2, "stationary": 0, "max_steps": 1, "diverged": 1}
 
 
+def test_wall_time_to_tol_is_the_run_time_shared_equally_by_the_steps():
+    r = _result(run_time=2.5)  # 10 steps: 0.25 s each
+    assert r.seconds_per_step == 0.25
+    np.testing.assert_array_equal(r.seconds_to_tol, [[7 * 0.25, 4 * 0.25], [np.nan, np.nan]])
+    assert [row["seconds_to_tol"] for row in r.rows()] == [1.75, 1.0, None, None]
+    unknown = _result()  # run_time 0: built by hand, nothing measured
+    assert unknown.seconds_per_step is None and unknown.seconds_to_tol is None
+    assert {row["seconds_to_tol"] for row in unknown.rows()} == {None}
+    # a real sweep: its own run time (compiling excluded), per step, times its steps to tol
+    s = sweep(
+        "parabola",
+        "gd",
+        grid={"learning_rate": [0.05, 0.5, 1.5]},
+        steps=300,
+        tol=1e-6,
+        progress=False,
+    )
+    stt = s.steps_to_tol
+    assert s.run_time > 0 and (stt >= 0).any() and (stt < 0).any()
+    want = np.where(stt >= 0, stt * (s.run_time / s.steps), np.nan)
+    np.testing.assert_allclose(s.seconds_to_tol, want, rtol=1e-15)
+    assert np.isnan(s.seconds_to_tol[stt < 0]).all()
+
+
 def _assert_same(a: SweepResult, b: SweepResult):
     for f in dataclasses.fields(SweepResult):
         x, y = getattr(a, f.name), getattr(b, f.name)

@@ -104,6 +104,8 @@ def test_runs_csv_is_one_row_per_lane_and_matches_the_results(finished):
         assert np.float32(row["final_x_0"]) == np.float32(lane["final_x_0"])
         assert row["status"] == lane["status"]
         assert float(row["learning_rate"]) == lane["learning_rate"]  # float64: all 17 digits
+    # Only what the config and seeds determine: no wall times (the file is the same every run)
+    assert "seconds_to_tol" not in rows[0]
     # The gap is to the known minimum: parabola's is 2.
     for row in rows:
         if row["objective"] == "parabola":
@@ -150,6 +152,9 @@ def test_show_and_plot_read_the_directory_back(finished, capsys):
     (path / "plots" / "loss-parabola.png").unlink()
     assert main(["plot", str(path), "--kinds", "loss"]) == 0
     assert (path / "plots" / "loss-parabola.png").is_file()
+    assert not (path / "plots" / "loss_time-parabola.png").exists()  # not drawn by default
+    assert main(["plot", str(path), "--kinds", "loss_time"]) == 0
+    assert (path / "plots" / "loss_time-parabola.png").is_file()
 
 
 def test_results_round_trip(finished):

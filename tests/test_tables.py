@@ -125,6 +125,21 @@ def test_evaluation_counts_are_columns_with_nulls_where_tol_was_not_reached():
     assert short.evals_to_tol["f"].reshape(-1)[0] == -1 and pd.isna(cut["evals_f_to_tol"].iloc[0])
 
 
+def test_seconds_to_tol_is_steps_to_tol_at_the_run_time_per_step_and_null_unreached(result):
+    stt = result.steps_to_tol.ravel()
+    assert (stt >= 0).any() and (stt < 0).any() and result.run_time > 0
+    want = stt * (result.run_time / result.steps)  # each sweep step's share of the run time
+    reached = stt >= 0
+    df = result.to_pandas()
+    np.testing.assert_allclose(df.seconds_to_tol[reached], want[reached], rtol=1e-15)
+    assert df.seconds_to_tol[~reached].isna().all()
+    assert str(df.seconds_to_tol.dtype) == "float64"
+    # runs.parquet holds only what the config and seeds determine: the same bytes every run
+    assert "seconds_to_tol" not in tables.to_arrow(result).column_names
+    ds = result.to_xarray()
+    np.testing.assert_allclose(ds.seconds_to_tol.values.ravel(), np.where(reached, want, np.nan))
+
+
 def test_parquet_columns_of_every_sweep_follow_the_names(tmp_path):
     """A later sweep's own columns (Newton's Hessian counts) sit with the run's columns, not
     among the hyperparameters, whichever sweep comes first."""

@@ -29,6 +29,8 @@ class Checkpoint:
     rename), and only a file made by the same sweep (same fingerprint) is ever resumed from.
     A damaged file (truncated, or its checksum does not match) is reported through `report`
     (default: a RuntimeWarning), deleted, and the sweep starts from its first step.
+    `resumed_run_time`: the seconds of running the snapshot a sweep resumed from recorded
+    (0.0 until then), which that sweep's `run_time` includes.
 
     Example:
       >>> import tempfile, pathlib
@@ -55,6 +57,7 @@ class Checkpoint:
         self.write = _checks.boolean("Checkpoint", "write", write)
         self.report = report
         self._last = time.monotonic()
+        self.resumed_run_time = 0.0
 
     def due(self) -> bool:
         return self.write and time.monotonic() - self._last >= self.every
@@ -76,6 +79,7 @@ class Checkpoint:
     def load(self, fingerprint: str) -> tuple[dict, dict[str, np.ndarray]] | None:
         """(meta, arrays) saved by the same sweep, or None (no file, another sweep's, or a
         damaged one, which is reported and deleted)."""
+        self.resumed_run_time = 0.0
         if not self.path.is_file():
             return None
         try:
@@ -90,6 +94,8 @@ class Checkpoint:
             return None
         if meta.pop("sha256", None) != _digest(arrays):
             return self._discard("checksum mismatch")
+        # 0: a snapshot from before the run time was recorded
+        self.resumed_run_time = float(meta.pop("run_time", 0.0))
         return meta, arrays
 
     def _discard(self, why: str) -> None:
@@ -162,8 +168,9 @@ def merge(out: dict, n: int, lanes: np.ndarray, res: dict) -> None:
         out[k][lanes[: len(v)]] = v
 
 
-def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
-    """Saves where the sweep is (combo, lane chunk, segment) and everything done so far, when
+def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state, run_time=0.0) -> None:
+    """Saves where the sweep is (combo, lane chunk, segment), everything done so far and the
+    seconds spent running so far (`run_time`, which a resumed sweep adds to its own), when
     the checkpoint is due (`_runner.run_lanes` calls it after each segment of steps)."""
     if not checkpoint.due():
         return
@@ -179,5 +186,6 @@ def snapshot(checkpoint, key, out, n, combo, lanes, lo, seg, state) -> None:
         "seg": int(seg),
         "n_carry": len(st["carry"]),
         "n_hist": len(st["hist"]),
+        "run_time": float(run_time),
     }
     checkpoint.save(key, meta, arrays)

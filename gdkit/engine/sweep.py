@@ -154,21 +154,43 @@ def sweep(
     progress = bool(progress) and label
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
     _warn_fallbacks(p)
-    clock = [0.0]
-    t_start = time.perf_counter()
+    clock = _Clock()
     out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
-    total = time.perf_counter() - t_start
-    result = _result(p, out, compile_time=clock[0], run_time=total - clock[0])
+    result = _result(p, out, compile_time=clock.compile[0], run_time=clock.run_time())
     if trajectories is not None:
         _add_trajectories(result, trajectories if isinstance(trajectories, str) else lanes, p)
     return result
 
 
-def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint) -> dict:
+class _Clock:
+    """A sweep's seconds, split so that `run_time` is what stepping the lanes took: from the
+    start, less compiling (`compile[0]`, which the runner adds to), less reading and writing
+    the checkpoint (`io`), plus the run time before the interruption when resuming (what the
+    snapshot recorded)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.compile = [0.0]
+        self.io = 0.0
+        self.before = 0.0
+
+    def run_time(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.before + elapsed - self.compile[0] - self.io
+
+    def snapshot(self, *args, **kwargs) -> None:
+        """`_checkpoint.snapshot`, recording the run time so far, its own time not counted."""
+        t = time.perf_counter()
+        _checkpoint.snapshot(*args, **kwargs, run_time=self.run_time())
+        self.io += time.perf_counter() - t
+
+
+def _run(p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, checkpoint) -> dict:
     """Runs every program's lanes (resuming from `checkpoint`): flat per-lane outputs."""
     out = {}
     key = saved = None
     if checkpoint is not None:
+        t = time.perf_counter()
         key = _checkpoint.fingerprint(
             _checkpoint.FORMAT,
             p.obj.name,
@@ -192,10 +214,12 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
             [_backend_key(p.choice(p.spec(s)).backend) for _, s, _ in p.combos()],
         )
         saved = checkpoint.load(key)
+        clock.io += time.perf_counter() - t
     start_combo, inner = 0, None
     if saved is not None:
         meta, arrays = saved
         start_combo = meta["combo"]
+        clock.before = checkpoint.resumed_run_time
         out = {k[4:]: v for k, v in arrays.items() if k.startswith("out_")}
         inner = {
             "lo": meta["lo"],
@@ -226,14 +250,14 @@ def _run(p: Plan, clock, memory_budget, max_lanes_per_chunk, progress, checkpoin
                 p.devs,
                 cap,
                 advance,
-                clock,
+                clock.compile,
                 backend,
                 p.tile_lanes,
                 resume,
                 None
                 if checkpoint is None
                 else functools.partial(
-                    _checkpoint.snapshot, checkpoint, key, out, p.n, ci, lanes[first:]
+                    clock.snapshot, checkpoint, key, out, p.n, ci, lanes[first:]
                 ),
             )
             _checkpoint.merge(out, p.n, lanes[first:], res)

@@ -285,8 +285,10 @@ def _checkpoints_in(run_dir, cfg):
 
     def checkpoint(i, job):
         path = run_dir / "checkpoints" / f"{i:02d}.npz"
-        return Checkpoint(path, every=cfg.checkpoint_every, report=_note("run"))
+        checkpoint.made[i] = Checkpoint(path, every=cfg.checkpoint_every, report=_note("run"))
+        return checkpoint.made[i]
 
+    checkpoint.made = {}  # job index -> its Checkpoint
     return checkpoint
 
 
@@ -418,9 +420,13 @@ def _compute(cfg, jobs, run_dir, progress, t0, clock, plotter, resume: bool):
     from gdkit import __version__
     from gdkit.experiments import experiment, rundir
 
+    checkpoints = _checkpoints_in(run_dir, cfg)
+
     def save(i, job, result):
         clock.add("compile", result.compile_time)
-        clock.add("run", result.run_time)
+        # this process's share: a sweep resumed mid-way also counts the run time before
+        ck = None if checkpoints is None else checkpoints.made.get(i)
+        clock.add("run", result.run_time - (0.0 if ck is None else ck.resumed_run_time))
         with clock("write"):
             result.save(rundir.result_path(run_dir, i, job.objective.name, job.optimizer))
 
@@ -441,12 +447,12 @@ def _compute(cfg, jobs, run_dir, progress, t0, clock, plotter, resume: bool):
         progress=progress,
         finished=_finished_in(run_dir),
         on_result=save,
-        checkpoint=_checkpoints_in(run_dir, cfg),
+        checkpoint=checkpoints,
         done=done,
         jobs=jobs,
     )
-    # The rest of the sweeps' time: planning, and compiling and running the plotted runs'
-    # trajectories (programs of their own, outside a sweep's compile and run times).
+    # The rest of the sweeps' time: planning, reading and writing checkpoints, and compiling
+    # and running the plotted runs' trajectories (outside a sweep's compile and run times).
     clock.add("setup", time.perf_counter() - t - (sum(clock.seconds.values()) - claimed))
     results = [r for _, r in pairs]
     if plotter is not None:

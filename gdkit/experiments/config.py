@@ -31,7 +31,9 @@ from gdkit.experiments.yaml_loader import ConfigError, apply_overrides, parse_ya
 if TYPE_CHECKING:  # NumPy loads when a sweep's values are built, not to read a config
     import numpy as np
 
-PLOTS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
+# `gdkit.plots.KINDS` and `DEFAULT_KINDS` (named here too, so a config is read without JAX)
+PLOTS = ("contour", "loss", "loss_time", "epochs", "lr_sensitivity", "surface", "basins", "fit")
+DEFAULT_PLOTS = tuple(k for k in PLOTS if k != "loss_time")  # wall times vary run to run
 # Keys of an optimizer entry that set up the objective, not the optimizer.
 OBJECTIVE_SETTINGS = ("batch_size",)
 # A finite number: NaN and infinity are refused wherever a config takes a number.
@@ -180,7 +182,7 @@ class PlotSpec(_Strict):
     hyperparameter of an optimizer to one of its swept values each, e.g.
     `{learning_rate: 0.1}`; each applies to the optimizers that sweep exactly those keys)."""
 
-    kinds: list[Literal[PLOTS]] = list(PLOTS)  # type: ignore[valid-type]
+    kinds: list[Literal[PLOTS]] = list(DEFAULT_PLOTS)  # type: ignore[valid-type]
     paths: list[dict[str, Number | str]] = []
 
 

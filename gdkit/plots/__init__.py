@@ -5,8 +5,10 @@ a function returning a `matplotlib.figure.Figure` (no pyplot state, nothing to c
 
 - `contour(results, objective, paths=None)`: the best run of each optimizer, or the runs at
   chosen grid points, over the contours (2-D); every path stays visible.
-- `loss(results, objective)`: f - f* against step at each optimizer's best hyperparameters
-  (one band per minimum reached where the minima differ in value).
+- `loss(results, objective, x_axis="steps")`: f - f* against step (or "evals": evaluations
+  of f and grad f; "time": wall time, each sweep's run time shared equally by its steps) at
+  each optimizer's best hyperparameters (one band per minimum reached where the minima
+  differ in value).
 - `epochs(results, objective)`: loss against passes over the data, one line per batch size.
 - `lr_sensitivity(results, objective)`: final f - f* against learning rate, and gradient
   descent's stability edge 2/L where a minimum is known.
@@ -46,7 +48,10 @@ from gdkit.plots._sensitivity import lr_sensitivity, sensitivity_curve, stabilit
 from gdkit.plots._surface import surface
 from gdkit.result import SweepResult
 
-KINDS = ("contour", "loss", "epochs", "lr_sensitivity", "surface", "basins", "fit")
+KINDS = ("contour", "loss", "loss_time", "epochs", "lr_sensitivity", "surface", "basins", "fit")
+# Drawn unless asked otherwise: all but loss_time, whose wall times differ from machine to
+# machine and run to run (every other figure is the same numbers for the same config).
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "loss_time")
 
 _log = logging.getLogger(__name__)
 
@@ -55,21 +60,23 @@ def draw(
     results: Sequence[SweepResult],
     objectives: Mapping[str, Objective],
     out_dir: str | os.PathLike,
-    kinds: Sequence[str] = KINDS,
+    kinds: Sequence[str] = DEFAULT_KINDS,
     paths: Sequence[Mapping[str, object]] | None = None,
 ) -> list[pathlib.Path]:
     """Writes the figures of `kinds` that apply to `results` into `out_dir` as PNGs.
 
     Per objective (results grouped by `SweepResult.objective`, each drawn against
     `objectives[name]`): `contour-<objective>.png`, `loss-<objective>.png`,
+    `loss_time-<objective>.png` (the loss against wall time; not drawn by default),
     `epochs-<objective>.png`, `lr_sensitivity-<objective>.png`, `surface-<objective>.png`,
     `fit-<objective>.png`, and
     per optimizer `basins-<objective>-<optimizer>.png`. Kinds that do not apply (contour,
     surface and basins need a 2-D objective; basins a set of starts and known minima;
     lr_sensitivity a swept learning_rate; fit a data objective with one or two features;
     epochs a data objective swept over batch_size) are skipped. "loss" draws the epochs
-    figure too where it applies. `paths`: the grid points whose paths the contour plot draws
-    (see `contour`).
+    figure too where it applies, and `loss_evals-<objective>.png` (against evaluations) where
+    optimizers of different price per step share the objective. `paths`: the grid points
+    whose paths the contour plot draws (see `contour`).
 
     Returns:
       The paths written, in order.
@@ -110,6 +117,8 @@ def draw(
                         lambda rs=rs, obj=obj: loss(rs, obj, x_axis="evals"),
                     )
                 attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
+            elif kind == "loss_time":
+                attempt(f"loss_time-{s}.png", lambda rs=rs, obj=obj: loss(rs, obj, x_axis="time"))
             elif kind == "epochs":
                 attempt(f"epochs-{s}.png", lambda rs=rs, obj=obj: epochs(rs, obj))
             elif kind == "lr_sensitivity":
@@ -127,6 +136,7 @@ def draw(
 
 
 __all__ = [
+    "DEFAULT_KINDS",
     "DIVERGED",
     "ELSEWHERE",
     "KINDS",

@@ -1,4 +1,5 @@
-"""`loss`: the gap to the minimum against step at each optimizer's best hyperparameters."""
+"""`loss`: the gap to the minimum against step (or evaluations, or wall time) at each
+optimizer's best hyperparameters."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from gdkit.objectives import Objective
 from gdkit.plots import _common as c
 from gdkit.result import SweepResult
 
-X_AXES = ("steps", "evals")
+X_AXES = ("steps", "evals", "time")
+_X_LABELS = {
+    "steps": "step",
+    "evals": "evaluations of f and grad f (exact at steps to tol and at the end)",
+    "time": "wall time on this machine, s (each sweep's run time shared equally by its steps)",
+}
 
 
 def loss(
@@ -31,7 +37,12 @@ def loss(
     ``x_axis="evals"`` draws against evaluations of f and grad f (their sum) instead, so that
     methods of different price per step compare fairly (see `evals_at`: exact for methods
     of a fixed price per step; for line searches exact at steps to tol and at the end,
-    interpolated in between).
+    interpolated in between). ``x_axis="time"`` draws against wall time on this machine:
+    step k at k x `SweepResult.seconds_per_step`, the sweep's `run_time` (compiling and
+    checkpoints excluded) shared equally by its steps, since all lanes of a sweep advance
+    together (so a step's time is that of all the sweep's runs, which the legend counts:
+    compare sweeps of one size).
+    Noisy and machine-dependent, unlike steps and evaluations, but what a user waits for.
 
     Example:
       >>> import numpy as np
@@ -47,6 +58,8 @@ def loss(
         raise c.NotApplicable("loss: no results")
     if x_axis == "evals" and any(r.evals is None for r in results):
         raise c.NotApplicable("loss: a result has no evaluation counts (saved by an old gdkit)")
+    if x_axis == "time" and any(r.seconds_per_step is None for r in results):
+        raise c.NotApplicable("loss: a result has no measured run time (run_time 0)")
     name = objective.name if objective is not None else results[0].objective
     f_min = results[0].f_min
     fig = c.new_figure(7.2, 4.6)
@@ -66,6 +79,8 @@ def loss(
         steps = np.asarray(res.history_steps, np.float64)
         if x_axis == "evals":
             steps, hist = on_evals(res, gidx, hist)
+        elif x_axis == "time":
+            steps = steps * res.seconds_per_step
         x_end = max(x_end, float(steps[-1]) if steps.size else 0.0)
         h = hist if floor is None else np.where(np.isfinite(hist), np.maximum(hist, floor), np.nan)
         status = c.per_point(res, res.status)[gidx]
@@ -87,6 +102,8 @@ def loss(
                 extra = f": {int(np.sum(st == done))}/{runs} runs {done}"
             n_div = int(np.sum(st == "diverged"))
             extra += f", {n_div} diverged" if n_div and where != "diverged" else ""
+            if x_axis == "time":  # the step time is that of the whole sweep, all its lanes
+                extra += f"; its sweep: {res.lanes:,} runs"
             label = f"{res.optimizer}{c.paren(c.hparam_label(c.hparams(res, gidx)))}{extra}"
             handles.append(Line2D([], [], color=color, lw=1.8, ls=ls, label=label))
 
@@ -114,12 +131,11 @@ def loss(
         handles.append(
             Patch(color="0.5", alpha=0.3, label=f"median over starts/seeds, band {band}")
         )
-    if x_axis == "evals":
-        ax.set_xlabel("evaluations of f and grad f (exact at steps to tol and at the end)")
-        ax.set_xlim(0, x_end)
-    else:
-        ax.set_xlabel("step")
+    ax.set_xlabel(_X_LABELS[x_axis])
+    if x_axis == "steps":
         ax.set_xlim(0, max(r.steps for r in results))
+    else:
+        ax.set_xlim(0, x_end)
     ax.grid(True, which="major", alpha=0.3)
     if data is None:
         c.title(ax, f"{name}: loss at each optimizer's best hyperparameters")
