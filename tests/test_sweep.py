@@ -228,6 +228,27 @@ def test_changing_values_never_recompiles():
     assert _runner.compile_count > before and r2.compile_time > 0
 
 
+def test_trajectory_program_compiled_ahead_records_the_lanes_own_path():
+    # The representative lane's program is compiled on a background thread while the sweep
+    # compiles (lane 0 stands in for its shapes); the path it records is still the lane's own.
+    before, ahead = _runner.compile_count, _runner.compiled_ahead
+    r = sweep(
+        "beale",
+        "momentum",
+        grid={"learning_rate": np.logspace(-4, -2, 5)},
+        x0=[[1.0, 1.0], [2.0, -1.0]],
+        steps=150,
+        trajectories="representative",
+        progress=False,
+    )
+    assert _runner.compiled_ahead == ahead + 1
+    assert _runner.compile_count == before + 3  # init, chunk, trajectory (nothing diverged)
+    lane = r.trajectory_lanes[0]
+    assert lane != 0  # the stand-in lane's values were not the ones recorded
+    np.testing.assert_array_equal(r.trajectory_x[0, -1], r.final_x.reshape(-1, 2)[lane])
+    np.testing.assert_array_equal(r.trajectory_loss[0, -1], r.final_loss.reshape(-1)[lane])
+
+
 def test_float64_is_never_silently_downcast():
     with pytest.raises(ValueError, match="x64"):
         sweep(

@@ -7,7 +7,9 @@ made and how a device runs its lanes (tiles on CPU, one program on a GPU)."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,9 +25,12 @@ from gdkit.engine.backends import Backend
 from gdkit.engine.lanes import Segment
 from gdkit.engine.xla_cpu import ALIGN
 
-_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE: collections.OrderedDict = collections.OrderedDict()  # key -> executable or Future
 _CACHE_SIZE = 64
+_LOCK = threading.Lock()
+_AHEAD: list[concurrent.futures.ThreadPoolExecutor] = []  # one background compiler thread
 compile_count = 0  # how many programs this module has compiled (tests check reuse)
+compiled_ahead = 0  # how many of them `compile_ahead` had ready (or under way) when asked for
 # Every program compiles with XLA's default options. Options that once bought speed were
 # removed: `xla_cpu_prefer_vector_width=512` (+6%) miscompiled `jnp.arctan` with jaxlib 0.10.2
 # on AVX-512 CPUs (errors above 1 on arrays of more than ~56 elements, float32 and float64);
@@ -100,21 +105,61 @@ def _compiled(
     clock: list,
     out_shardings: Any = None,
 ):
-    """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time."""
-    global compile_count
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+    """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time
+    (including the wait for a program `compile_ahead` started)."""
+    global compiled_ahead
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+    if isinstance(hit, concurrent.futures.Future):
+        t = time.perf_counter()
+        try:
+            exe = hit.result()
+            compiled_ahead += 1
+        except Exception:  # compiled here instead, so that an error is this call's own
+            exe = None
+        clock[0] += time.perf_counter() - t
+        with _LOCK:
+            _CACHE.pop(key, None)
+        hit = exe
+    if hit is not None:
+        _remember(key, hit)
+        return hit
     t = time.perf_counter()
+    exe = _compile(build, args, donate, out_shardings)
+    clock[0] += time.perf_counter() - t
+    _remember(key, exe)
+    return exe
+
+
+def _compile(build, args, donate: bool, out_shardings: Any = None):
+    global compile_count
     kw = {} if out_shardings is None else {"out_shardings": out_shardings}
     fn = jax.jit(build(), donate_argnums=(0,) if donate else (), **kw)
     exe = fn.lower(*args).compile()
-    clock[0] += time.perf_counter() - t
     compile_count += 1
-    _CACHE[key] = exe
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
     return exe
+
+
+def _remember(key: tuple, entry) -> None:
+    with _LOCK:
+        _CACHE[key] = entry
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def compile_ahead(key: tuple, build: Callable[[], Any], args: tuple) -> None:
+    """Starts compiling `build()` for `args` on a background thread, for `_compiled(key, ...)`
+    to pick up later. XLA's compiler releases the GIL, so the compile overlaps the caller's
+    own tracing and compiling on another core. Only shapes and dtypes of `args` matter."""
+    with _LOCK:
+        if key in _CACHE:
+            return
+        if not _AHEAD:
+            _AHEAD.append(concurrent.futures.ThreadPoolExecutor(1, "gdkit-compile"))
+        _CACHE[key] = _AHEAD[0].submit(_compile, build, args, False)
 
 
 def per_lane_bytes(
@@ -342,11 +387,10 @@ def _results(outs: dict, history: np.ndarray, lanes: int | None = None) -> dict:
     return {k: v[:lanes] for k, v in {**outs, "history": history.T}.items()}
 
 
-def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
-    """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1].
-
-    The K lanes are padded to `ALIGN` like a sweep's, so each path is exactly the one its
-    lane took in the (XLA) sweep. The program is compiled once per (spec, padded K, steps)."""
+def _trajectory_program(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
+    """(cache key, build, arguments) of the trajectory program of these lanes; the K lanes
+    are padded to `ALIGN` like a sweep's, so each path is exactly the one its lane took in
+    the (XLA) sweep."""
     dtype = jnp.dtype(spec.dtype)
     k, dim = x0.shape
     pad = np.arange(-(-k // ALIGN) * ALIGN) % k
@@ -359,7 +403,22 @@ def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
         {name: jnp.asarray(v, dtype) for name, v in consts.items()},
     )
     key = (spec, pad.size, dim, "trajectory", steps)
-    build = functools.partial(_kernel.make_trajectory, spec, steps)
+    return key, functools.partial(_kernel.make_trajectory, spec, steps), args
+
+
+def compile_trajectories_ahead(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
+    """Starts compiling `run_trajectories`'s program for as many lanes as `x0` has (their
+    values do not matter) while the sweep itself compiles and runs."""
+    compile_ahead(*_trajectory_program(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps))
+
+
+def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
+    """Full paths of a few lanes on one device: x [K, T+1, d], loss [K, T+1]. The program is
+    compiled once per (spec, padded K, steps)."""
+    key, build, args = _trajectory_program(
+        spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
+    )
     xs, vs = _compiled(key, build, args, False, [0.0])(*args)
+    k = x0.shape[0]
     xs, vs = np.asarray(xs)[:, :k], np.asarray(vs)[:, :k]
     return np.transpose(xs, (1, 0, 2)), vs.T

@@ -154,6 +154,8 @@ def sweep(
     progress = bool(progress) and label
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
     _warn_fallbacks(p)
+    if trajectories is not None:
+        _trajectories_ahead(trajectories if isinstance(trajectories, str) else lanes, p)
     clock = _Clock()
     out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
     result = _result(p, out, compile_time=clock.compile[0], run_time=clock.run_time())
@@ -361,6 +363,37 @@ def _trajectory_lanes(which: Any, n: int) -> np.ndarray | None:
     return lanes
 
 
+def _trajectory_groups(p: Plan, lanes: np.ndarray) -> dict:
+    """The lanes (positions in `lanes`) of each compiled program (their static values): each
+    group's paths are recorded together."""
+    groups: dict = {}
+    for j, lane in enumerate(lanes):
+        groups.setdefault(p.spec(p.static_values(lane)), []).append(j)
+    return groups
+
+
+def _trajectories_ahead(which, p: Plan) -> None:
+    """Starts compiling the trajectory programs the sweep will need, to overlap its own
+    compiling: for named lanes ("best", ...) known only after the sweep, the program of one
+    lane, where every lane has the same one (lane 0 stands in for the shapes)."""
+    if isinstance(which, str):
+        if p.g.static_axes:  # several programs: which one is not known yet
+            return
+        which = np.array([0])
+    for spec, js in _trajectory_groups(p, which).items():
+        sel = which[js]
+        _runner.compile_trajectories_ahead(
+            spec,
+            p.x0_l[sel],
+            p.hp(sel),
+            p.g.fixed,
+            p.keys(spec, sel),
+            p.consts,
+            p.divergence_threshold,
+            p.steps,
+        )
+
+
 def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
     if isinstance(which, str):
         diverged_all = result.diverged.all()  # no such lane: record nothing
@@ -370,10 +403,7 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
         lanes = which
     xs = np.empty((lanes.size, result.steps + 1, p.obj.dim), p.dtype)
     vs = np.empty((lanes.size, result.steps + 1), p.dtype)
-    by_program: dict = {}  # lanes of one compiled program (their static values) run together
-    for j, lane in enumerate(lanes):
-        by_program.setdefault(p.spec(p.static_values(lane)), []).append(j)
-    for spec, js in by_program.items():
+    for spec, js in _trajectory_groups(p, lanes).items():
         sel = lanes[js]
         xs[js], vs[js] = _runner.run_trajectories(
             spec,
