@@ -22,10 +22,11 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gdkit.objectives import Objective
-from gdkit.result import SweepResult
+if TYPE_CHECKING:  # importing them would import JAX, before the run selects its platform
+    from gdkit.objectives import Objective
+    from gdkit.result import SweepResult
 
 
 def usable_cores() -> int:
