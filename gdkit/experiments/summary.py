@@ -267,15 +267,3 @@ def print_warnings(console, sums: list[PairSummary]) -> None:
         console.print("warnings:", style="bold yellow", highlight=False)
         for line in lines:
             console.print(f"- {line}", style="yellow", highlight=False, markup=False)
-
-
-def rich_table(results: list[SweepResult]):
-    """The same summary as a rich Table, for the terminal."""
-    from rich.table import Table
-
-    table = Table(title="summary", header_style="bold")
-    for c in COLUMNS:
-        table.add_column(c, justify="right" if c not in COLUMNS[:3] else "left")
-    for cells, warnings in table_rows(results):
-        table.add_row(*cells, style="yellow" if warnings else None)
-    return table
