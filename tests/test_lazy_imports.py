@@ -19,6 +19,8 @@ BAD_CONFIGS = {
     "optimizers: [{name: adam}]\n",
     "hyperparameter": "name: bad\nsteps: 10\nobjectives: [{name: rosenbrock}]\n"
     "optimizers: [{name: adam, lrate: 0.1}]\n",
+    "objective parameter": "name: bad\nsteps: 10\nobjectives: [{name: quadratic, dimm: 3}]\n"
+    "optimizers: [{name: adam}]\n",
 }
 
 
@@ -75,6 +77,8 @@ def test_a_config_error_is_reported_without_importing_jax(tmp_path, kind):
         "optimizer": "adma",
         "objective": "rosenbrok",
         "hyperparameter": "lrate",
+        "objective parameter": "objectives.0.dimm: objective 'quadratic' has no parameter "
+        "'dimm' (did you mean 'dim'?); parameters: A, b, c, dim, condition_number, seed",
     }
     assert want[kind] in err
 

@@ -451,9 +451,18 @@ def check_declared(config: ExperimentConfig) -> None:
     for i, spec in enumerate(config.objectives):
         if spec.name is not None and ":" not in spec.name:
             try:
-                _catalog.find("objective", spec.name)
+                declared = _catalog.find("objective", spec.name)
             except ValueError as e:
                 raise ConfigError(f"objectives.{i}: {e}") from None
+            allowed = list(declared.params)
+            for key in spec.params:
+                if key not in allowed:
+                    hint = difflib.get_close_matches(key, allowed, n=1)
+                    did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                    raise ConfigError(
+                        f"objectives.{i}.{key}: objective {spec.name!r} has no parameter "
+                        f"{key!r}{did}; parameters: {', '.join(allowed) or '(none)'}"
+                    )
     for i, spec in enumerate(config.optimizers):
         where = f"optimizers.{i}"
         try:
