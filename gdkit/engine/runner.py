@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import threading
 import time
@@ -30,7 +31,9 @@ _CACHE_SIZE = 64
 _LOCK = threading.Lock()
 _AHEAD: list[concurrent.futures.ThreadPoolExecutor] = []  # one background compiler thread
 compile_count = 0  # how many programs this module has compiled (tests check reuse)
-compiled_ahead = 0  # how many of them `compile_ahead` had ready (or under way) when asked for
+compiled_ahead = 0  # how many programs `ahead` jobs had ready (or under way) when asked for
+_AHEAD_THREAD = "gdkit-compile"
+_BY_AHEAD: set = set()  # keys an `ahead` job compiled that nothing else has asked for yet
 # Every program compiles with XLA's default options. Options that once bought speed were
 # removed: `xla_cpu_prefer_vector_width=512` (+6%) miscompiled `jnp.arctan` with jaxlib 0.10.2
 # on AVX-512 CPUs (errors above 1 on arrays of more than ~56 elements, float32 and float64);
@@ -105,31 +108,53 @@ def _compiled(
     clock: list,
     out_shardings: Any = None,
 ):
-    """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time
-    (including the wait for a program `compile_ahead` started)."""
+    """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time.
+
+    One compile per key even across threads: a program another thread is compiling (a
+    `compile_ahead` job) is waited for (the wait counts as compile time); if that compile
+    failed, this call compiles it itself, so that an error is raised where it belongs."""
     global compiled_ahead
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-    if isinstance(hit, concurrent.futures.Future):
-        t = time.perf_counter()
-        try:
-            exe = hit.result()
-            compiled_ahead += 1
-        except Exception:  # compiled here instead, so that an error is this call's own
-            exe = None
-        clock[0] += time.perf_counter() - t
-        with _LOCK:
-            _CACHE.pop(key, None)
-        hit = exe
-    if hit is not None:
-        _remember(key, hit)
-        return hit
     t = time.perf_counter()
-    exe = _compile(build, args, donate, out_shardings)
+    with _LOCK:
+        entry = _CACHE.get(key)
+        if entry is None:
+            entry = _CACHE[key] = concurrent.futures.Future()  # ours to fill
+            ours = True
+            if threading.current_thread().name.startswith(_AHEAD_THREAD):
+                _BY_AHEAD.add(key)
+        else:
+            _CACHE.move_to_end(key)
+            ours = False
+            if key in _BY_AHEAD and not threading.current_thread().name.startswith(_AHEAD_THREAD):
+                _BY_AHEAD.discard(key)
+                compiled_ahead += 1
+    if not ours:
+        if not isinstance(entry, concurrent.futures.Future):
+            return entry
+        try:
+            exe = entry.result()
+            clock[0] += time.perf_counter() - t
+            return exe
+        except Exception:
+            entry = None
+    try:
+        exe = _compile(build, args, donate, out_shardings)
+    except BaseException as e:
+        if entry is not None:  # the compile it stood for failed: later callers try again
+            with _LOCK:
+                if _CACHE.get(key) is entry:
+                    del _CACHE[key]
+                _BY_AHEAD.discard(key)
+            entry.set_exception(e)
+        raise
     clock[0] += time.perf_counter() - t
-    _remember(key, exe)
+    with _LOCK:
+        _CACHE[key] = exe
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    if entry is not None:
+        entry.set_result(exe)
     return exe
 
 
@@ -142,24 +167,15 @@ def _compile(build, args, donate: bool, out_shardings: Any = None):
     return exe
 
 
-def _remember(key: tuple, entry) -> None:
+def ahead(job: Callable[[], Any]) -> concurrent.futures.Future:
+    """Runs `job` (compiling programs through `_compiled`) on the background compiler thread.
+    XLA's compiler releases the GIL, so its compiles overlap this thread's own work on another
+    core; whatever needs one of those programs later waits for it instead of compiling it
+    again. Jobs run one at a time, in order."""
     with _LOCK:
-        _CACHE[key] = entry
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-
-
-def compile_ahead(key: tuple, build: Callable[[], Any], args: tuple) -> None:
-    """Starts compiling `build()` for `args` on a background thread, for `_compiled(key, ...)`
-    to pick up later. XLA's compiler releases the GIL, so the compile overlaps the caller's
-    own tracing and compiling on another core. Only shapes and dtypes of `args` matter."""
-    with _LOCK:
-        if key in _CACHE:
-            return
         if not _AHEAD:
-            _AHEAD.append(concurrent.futures.ThreadPoolExecutor(1, "gdkit-compile"))
-        _CACHE[key] = _AHEAD[0].submit(_compile, build, args, False)
+            _AHEAD.append(concurrent.futures.ThreadPoolExecutor(1, _AHEAD_THREAD))
+    return _AHEAD[0].submit(job)
 
 
 def per_lane_bytes(
@@ -239,6 +255,153 @@ def _sharded_replay(spec, dim, mesh, tile, backend: Backend):
     return _per_device(fn, spec, dim, mesh, lambda c: PartitionSpec("lanes"))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """How `run_lanes` lays lanes out on the devices, and the programs it compiles for them
+    (the same for every lane chunk)."""
+
+    spec: _kernel.Spec
+    dim: int
+    n: int
+    mesh: Mesh
+    tile: int | None
+    size: int  # lanes per chunk
+    backend: Backend
+    fixed: Any  # the fixed hyperparameters, the constants and the threshold scale, on devices
+    cst: Any
+    scale: Any
+    carry_sh: Any
+    chunk_sh: Any
+
+    @classmethod
+    def of(
+        cls,
+        spec,
+        dim,
+        lane_hp,
+        fixed_hp,
+        consts,
+        thr_scale,
+        n,
+        devices,
+        lanes_per_chunk,
+        tile,
+        backend,
+    ):
+        dtype = jnp.dtype(spec.dtype)
+        mesh = Mesh(np.array(devices), ("lanes",))
+        names = tuple(lane_hp)
+        tile, size = chunk_layout(spec, dim, names, n, lanes_per_chunk, len(devices), tile, backend)
+        carry_sh = jax.tree.map(
+            lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
+            _kernel.carry_axes(spec, dim),
+            carry_shapes(spec, dim, names),
+            is_leaf=lambda ax: ax is None,
+        )
+        return cls(
+            spec,
+            dim,
+            n,
+            mesh,
+            tile,
+            size,
+            backend,
+            _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype),
+            _put(dict(consts), mesh, lanes=False, dtype=dtype),
+            _put(thr_scale, mesh, lanes=False, dtype=dtype),
+            carry_sh,
+            (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
+        )
+
+    @property
+    def base(self) -> tuple:
+        """What every program's cache key starts with."""
+        return (
+            self.spec,
+            self.size,
+            self.dim,
+            tuple(self.mesh.devices.flat),
+            self.tile,
+            self.backend,
+        )
+
+    def lane_args(self, x0, lane_hp, keys, lo: int) -> tuple:
+        """The init program's arguments for the lane chunk from lane `lo` (padded with copies
+        of its first lane)."""
+        dtype = jnp.dtype(self.spec.dtype)
+        idx = np.arange(lo, lo + self.size)
+        idx = np.where(idx < self.n, idx, lo)
+        return (
+            _put(x0[idx], self.mesh, dtype=dtype),
+            _put({k: v[idx] for k, v in lane_hp.items()}, self.mesh, dtype=dtype),
+            self.fixed,
+            None if keys is None else _put(keys[idx], self.mesh),
+            self.scale,
+        )
+
+    def init_program(self, args, clock):
+        init = _kernel.make_init(self.spec)
+        return _compiled((*self.base, "init"), lambda: init, args, False, clock, self.carry_sh)
+
+    def chunk_program(self, seg: Segment, args, clock):
+        return _compiled(
+            (*self.base, "chunk", seg.blocks, seg.record_every),
+            lambda: _sharded_chunk(self.spec, seg, self.dim, self.mesh, self.tile, self.backend),
+            args,
+            True,
+            clock,
+            self.chunk_sh,
+        )
+
+
+def compile_lanes_ahead(
+    spec,
+    x0,
+    lane_hp,
+    fixed_hp,
+    keys,
+    consts,
+    thr_scale,
+    segments,
+    devices,
+    lanes_per_chunk,
+    backend,
+    tile=None,
+):
+    """Starts compiling, on the background compiler thread (`ahead`), the init program and
+    the first chunk program `run_lanes` with the same arguments will run first: a later
+    sweep's programs compile while this thread runs the current one. The chunk program is
+    compiled for the shapes and shardings the init program's outputs will have (nothing is
+    run). Not in a multi-process run (whose processes must compile in step)."""
+    if jax.process_count() > 1:
+        return None
+
+    def job():
+        n, dim = x0.shape
+        lay = _Layout.of(
+            spec,
+            dim,
+            lane_hp,
+            fixed_hp,
+            consts,
+            thr_scale,
+            n,
+            devices,
+            lanes_per_chunk,
+            tile,
+            backend,
+        )
+        args = lay.lane_args(x0, lane_hp, keys, 0)
+        carry = jax.tree.map(
+            lambda o: jax.ShapeDtypeStruct(o.shape, o.dtype, sharding=o.sharding),
+            lay.init_program(args, [0.0]).out_info,
+        )
+        t0 = _put(np.int32(0), lay.mesh, lanes=False)
+        lay.chunk_program(segments[0], (carry, args[1], lay.fixed, lay.cst, t0), [0.0])
+
+    return ahead(job)
+
+
 def run_lanes(
     spec: _kernel.Spec,
     x0: np.ndarray,  # [L, d] float64
@@ -270,22 +433,11 @@ def run_lanes(
     """
     dtype = jnp.dtype(spec.dtype)
     n, dim = x0.shape
-    mesh = Mesh(np.array(devices), ("lanes",))
-    names = tuple(lane_hp)
-    tile, size = chunk_layout(spec, dim, names, n, lanes_per_chunk, len(devices), tile, backend)
-    fixed = _put(dict(fixed_hp), mesh, lanes=False, dtype=dtype)
-    cst = _put(dict(consts), mesh, lanes=False, dtype=dtype)
-    scale = _put(thr_scale, mesh, lanes=False, dtype=dtype)
-    # the programs and their output layouts are the same for every lane chunk
-    base = (spec, size, dim, tuple(devices), tile, backend)
-    init = _kernel.make_init(spec)
-    carry_sh = jax.tree.map(
-        lambda ax, a: _lane_sharding(mesh, 0 if ax is None else a.ndim),
-        _kernel.carry_axes(spec, dim),
-        carry_shapes(spec, dim, tuple(lane_hp)),
-        is_leaf=lambda ax: ax is None,
+    lay = _Layout.of(
+        spec, dim, lane_hp, fixed_hp, consts, thr_scale, n, devices, lanes_per_chunk, tile, backend
     )
-    chunk_sh = (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1))
+    mesh, size, fixed, cst = lay.mesh, lay.size, lay.fixed, lay.cst
+    tile, base = lay.tile, lay.base
     start = 0 if resume is None else resume["lo"]  # the caller holds the lanes before it
     records = sum(s.blocks for s in segments) + 1  # + the loss of x_T
     # every output is written in place, lane chunk by lane chunk (lane lo - start on); the
@@ -293,16 +445,8 @@ def run_lanes(
     outs: dict[str, np.ndarray] = {}
     history = np.empty((records, n - start), dtype)
     for lo in range(start, n, size):
-        idx = np.arange(lo, lo + size)
-        idx = np.where(idx < n, idx, lo)  # pad with copies of the chunk's first lane
-        args = (
-            _put(x0[idx], mesh, dtype=dtype),
-            _put({k: v[idx] for k, v in lane_hp.items()}, mesh, dtype=dtype),
-            fixed,
-            None if keys is None else _put(keys[idx], mesh),
-            scale,
-        )
-        carry = _compiled((*base, "init"), lambda: init, args, False, clock, carry_sh)(*args)
+        args = lay.lane_args(x0, lane_hp, keys, lo)
+        carry = lay.init_program(args, clock)(*args)
         keep, first, t0, col = min(size, n - lo), 0, 0, 0
         rows = slice(lo - start, lo - start + keep)
         hist = history[:, rows]  # [records, keep], a view
@@ -336,15 +480,7 @@ def run_lanes(
             if j < first:
                 continue
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
-            exe = _compiled(
-                (*base, "chunk", seg.blocks, seg.record_every),
-                lambda s=seg: _sharded_chunk(spec, s, dim, mesh, tile, backend),
-                a,
-                True,
-                clock,
-                chunk_sh,
-            )
-            carry, h, out = exe(*a)
+            carry, h, out = lay.chunk_program(seg, a, clock)(*a)
             flush()
             pending.append((h, col, seg))
             t0, col = t0 + seg.steps, col + seg.blocks
@@ -409,7 +545,10 @@ def _trajectory_program(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, st
 def compile_trajectories_ahead(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
     """Starts compiling `run_trajectories`'s program for as many lanes as `x0` has (their
     values do not matter) while the sweep itself compiles and runs."""
-    compile_ahead(*_trajectory_program(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps))
+    key, build, args = _trajectory_program(
+        spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps
+    )
+    ahead(lambda: _compiled(key, build, args, False, [0.0]))
 
 
 def run_trajectories(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):

@@ -363,6 +363,48 @@ def _trajectory_lanes(which: Any, n: int) -> np.ndarray | None:
     return lanes
 
 
+def compile_ahead(
+    objective: Objective | str,
+    optimizer: str | Callable[..., Any],
+    *,
+    memory_budget: int = MEMORY_BUDGET,
+    max_lanes_per_chunk: int | None = None,
+    **kw: Any,
+) -> None:
+    """Starts compiling, on a background thread, the first programs `sweep(objective,
+    optimizer, **kw)` will run (the init and chunk programs of its first lane chunk), and
+    returns at once: an experiment calls it for its next sweep before running the current
+    one, so that XLA (which releases the GIL) compiles on another core meanwhile. The sweep
+    then finds them compiled, or waits for them. Nothing is run and nothing changes in what
+    the sweep computes. Also `gdkit.sweep.compile_ahead`. Arguments as for `sweep`; errors in
+    them are left for the sweep itself to raise."""
+    kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
+
+    def job():
+        p = resolve(objective, optimizer, **kw)
+        budget, cap = check_chunks(p, memory_budget, max_lanes_per_chunk)
+        _ci, static, lanes = p.combos()[0]
+        spec = p.spec(static)
+        backend = p.choice(spec).backend
+        cap = chunking(p, spec, lanes.size, budget, cap, backend)[1]
+        _runner.compile_lanes_ahead(
+            spec,
+            p.x0_l[lanes],
+            p.hp(lanes),
+            p.g.fixed,
+            p.keys(spec, lanes),
+            p.consts,
+            p.divergence_threshold,
+            p.segments,
+            p.devs,
+            cap,
+            backend,
+            p.tile_lanes,
+        )
+
+    _runner.ahead(job)
+
+
 def _trajectory_groups(p: Plan, lanes: np.ndarray) -> dict:
     """The lanes (positions in `lanes`) of each compiled program (their static values): each
     group's paths are recorded together."""
@@ -419,6 +461,7 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
 
 
 sweep.plan = plan  # `gdkit.sweep.plan(...)`: what `gdkit.sweep(...)` would run, without running
+sweep.compile_ahead = compile_ahead  # `gdkit.sweep.compile_ahead(...)`: its programs, compiled
 
 
 class _progress:

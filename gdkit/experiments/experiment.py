@@ -145,13 +145,18 @@ def run(
     `done(i, job, result)` sees every job's result, resumed or new, once it is final. `jobs`:
     `plan(config)`, when the caller has it already.
     """
-    from gdkit.engine.sweep import sweep
+    from gdkit.engine.sweep import compile_ahead, sweep
 
     out = []
     jobs = plan(config) if jobs is None else jobs
+    results = [None if finished is None else finished(i, job) for i, job in enumerate(jobs)]
+    todo = [i for i, r in enumerate(results) if r is None]
     for i, job in enumerate(jobs):
-        result = finished(i, job) if finished is not None else None
+        result = results[i]
         if result is None:
+            later = [k for k in todo if k > i]
+            if later:  # the next sweep's programs compile while this one compiles and runs
+                compile_ahead(**sweep_arguments(config, jobs[later[0]]))
             label = f"{i + 1}/{len(jobs)} {job.objective.name} / {job.optimizer}"
             result = sweep(
                 **sweep_arguments(config, job),
