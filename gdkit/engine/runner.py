@@ -110,8 +110,8 @@ def _compiled(
 ):
     """AOT-compiles `build()` for `args` once per key; `clock[0]` accumulates compile time.
 
-    One compile per key even across threads: a program another thread is compiling (a
-    `compile_ahead` job) is waited for (the wait counts as compile time); if that compile
+    One compile per key even across threads: a program another thread is compiling (an
+    `ahead` job) is waited for (the wait counts as compile time); if that compile
     failed, this call compiles it itself, so that an error is raised where it belongs."""
     global compiled_ahead
     t = time.perf_counter()
