@@ -125,6 +125,11 @@ def test_a_short_step_bound_gives_the_damped_step_of_that_length(step_bound):
         )
         lam = float(state.damping)
         expected = -np.linalg.solve(jac.T @ jac + lam * np.diag(d * d), jac.T @ r0)
+        # one Jacobian and one trial f per update, and f at x0 too when `value` is not given
+        counts = {k: int(getattr(state.evals, k)) for k in ("f", "jac")}
+        assert counts == {"f": 1, "jac": 1}
+        _, state = opt.update(g, opt.init(x0), x0, value_fn=obj.fn, residual_fn=obj.residual_fn)
+        assert {k: int(getattr(state.evals, k)) for k in ("f", "jac")} == {"f": 2, "jac": 1}
     assert lam > 0
     assert 0.9 * delta <= np.linalg.norm(d * expected) <= 1.1 * delta
     np.testing.assert_allclose(u, expected, rtol=1e-9)
