@@ -144,6 +144,17 @@ def test_gauss_newton_needs_one_step_for_a_linear_problem_and_handles_rank_defic
         np.testing.assert_allclose(x, jnp.linalg.pinv(A) @ y, atol=1e-12)  # minimum norm
 
 
+def test_levenberg_marquardt_on_a_rank_deficient_problem_reaches_the_minimum_norm_solution():
+    """Two equal columns (equal scaling): from 0 the steps stay in the row space, so the fit
+    ends at numpy's pinv solution, x1 = x2; the bound starts at `step_bound` (x0 = 0)."""
+    with jax.enable_x64(True):
+        A = jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 1.0], [0.0, 0.0, 1.0]])
+        y = jnp.array([1.0, 2.0, 2.0, 1.5])
+        obj = objectives.wrap(lambda x: 0.5 * jnp.sum((A @ x - y) ** 2), dim=3, x0=[0, 0, 0])
+        x, _ = run(optimizers.levenberg_marquardt(), obj, 30, residual_fn=lambda x: A @ x - y)
+    np.testing.assert_allclose(x, np.linalg.pinv(np.asarray(A)) @ np.asarray(y), atol=1e-12)
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_hyperparameters_are_data(name):
     """jit(vmap) over traced learning rates and damping / step bounds equals single runs (one

@@ -220,9 +220,10 @@ def _damping_for_step_bound(
     10% of `delta`, or 0 when the Gauss-Newton step (:math:`\lambda = 0`) is shorter than
     1.1 `delta`: MINPACK's ``lmpar``, with the SVD in place of the QR factors.
 
-    Newton's method on :math:`1/\Delta - 1/\|w(\lambda)\|`, a concave increasing function of
-    :math:`\lambda`, started from 0: the iterates rise monotonically to the root without
-    overshooting it (Moré, 1978), with :math:`\|w\|^2 = \sum c_i^2 / (s_i^2 + \lambda)^2` and
+    Newton's method on :math:`1/\|w(\lambda)\| = 1/\Delta` (Moré, 1978), started from 0:
+    :math:`1/\|w\|` is concave and increasing in :math:`\lambda`, so its tangents lie above it
+    and the iterates rise monotonically to the root without overshooting it, with
+    :math:`\|w\|^2 = \sum c_i^2 / (s_i^2 + \lambda)^2` and
     :math:`d\|w\|/d\lambda = -\sum (w_i^2 / (s_i^2 + \lambda)) / \|w\|` in O(n) per iteration.
     Singular values below the rank cut-off (`keep` False) are left out: no step along them.
     """
@@ -284,8 +285,8 @@ def levenberg_marquardt(
     the rounding level of f and f does not measurably rise: at the solution, where
     :math:`\rho` is noise, counted as :math:`\rho = 1`). :math:`\Delta` stays within
     :math:`[\epsilon_{mach}, 1/\epsilon_{mach}] \|D x\|`, so the damping is bounded,
-    :math:`0 \le \lambda \le \|D^{-1} g\| / \Delta`, and never becomes 0/0 from an
-    underflowed bound.
+    :math:`0 \le \lambda \le \|D^{-1} g\| / (0.9 \Delta)` (MINPACK's bound), and never
+    becomes 0/0 from an underflowed bound.
     :math:`J^\top J` is never formed: the step solves the linear least-squares problem
     :math:`\min \|J s + r\|^2 + \lambda \|D s\|^2` through the SVD of :math:`J D^{-1}`, so the
     condition number of :math:`J` is not squared, every :math:`\lambda` costs O(n), and the
@@ -295,7 +296,8 @@ def levenberg_marquardt(
     **Rank-deficient problems**: singular values of :math:`J D^{-1}` below
     :math:`\epsilon_{mach} \max(m, n) \max S` are dropped, as in `scale_by_gauss_newton`:
     there is no step along their directions, and the Gauss-Newton step (:math:`\lambda = 0`)
-    is the minimum-norm one, so parameters along a flat direction stay where they are.
+    is the one of least :math:`\|D s\|`, so parameters along a flat direction stay where
+    they are. A problem whose Jacobian vanishes (a plateau) takes no steps at all.
 
     One `update` is one iteration (one Jacobian, one trial evaluation; a refused step costs
     an iteration and leaves x where it was); everything is data in the state, with no Python
