@@ -5,7 +5,8 @@ starts, fits in float64 with gdkit's `levenberg_marquardt` and `gauss_newton` (t
 `gdkit.sweep`, the two starts as two lanes, a fixed step budget) and with
 `scipy.optimize.least_squares(method="lm")` (MINPACK's lmder, tolerances 1e-15), and prints
 the LRE of the worst parameter (correct significant digits, capped at 11; 0 = not found) side
-by side.
+by side, with the steps `levenberg_marquardt` took to reach LRE 8 for good (from its full path;
+- when it does not).
 
 Usage: python scripts/bench_least_squares.py [--steps N] [--only NAME,NAME] [--json PATH]
 """
@@ -27,7 +28,31 @@ import nist_strd
 
 import gdkit
 
-OURS = ("levenberg_marquardt", "gauss_newton")
+
+def lm_fit(p: nist_strd.Problem, steps: int) -> tuple[list[float], list[int | None]]:
+    """LRE of `levenberg_marquardt` from start 1 and start 2 (one float64 sweep of two lanes,
+    their full paths recorded), and the first step from which the LRE stays >= 8 (None when
+    the last one is below 8)."""
+    from gdkit.engine.sweep import sweep
+
+    r = sweep(
+        p.objective(1),
+        "levenberg_marquardt",
+        grid={},
+        x0=p.starts,
+        steps=steps,
+        dtype="float64",
+        progress=False,
+        trajectories=[0, 1],
+    )
+    lres, reached = [], []
+    for lane in range(2):
+        path = np.array([nist_strd.lre(x, p.certified) for x in r.trajectory_x[lane]])
+        below = np.flatnonzero(path < 8.0)
+        lres.append(nist_strd.lre(np.asarray(r.final_x)[lane], p.certified))
+        last_below = below[-1] if below.size else -1
+        reached.append(None if last_below == path.size - 1 else int(last_below + 1))
+    return lres, reached
 
 
 def scipy_lm(p: nist_strd.Problem) -> list[float]:
@@ -61,13 +86,17 @@ def main() -> None:
     gdkit.enable_x64()
     names = [n for n in args.only.split(",") if n] or list(nist_strd.MODELS)
     rows = []
-    head = f"{'data set':9s} {'level':7s} {'start':>5s} {'LM':>6s} {'GN':>6s} {'scipy lm':>9s}"
+    head = (
+        f"{'data set':9s} {'level':7s} {'start':>5s} {'LM':>6s} {'LM steps':>8s} {'GN':>6s} "
+        f"{'scipy lm':>9s}"
+    )
     print(f"LRE (worst parameter, capped at 11), float64, gdkit {args.steps} steps")
     print(head)
     print("-" * len(head))
     for name in names:
         p = nist_strd.load(name)
-        lres = {opt: nist_strd.fitted_lre(p, opt, args.steps) for opt in OURS}
+        lres = {"gauss_newton": nist_strd.fitted_lre(p, "gauss_newton", args.steps)}
+        lres["levenberg_marquardt"], reached = lm_fit(p, args.steps)
         theirs = scipy_lm(p)
         for s in range(2):
             row = dict(
@@ -75,12 +104,14 @@ def main() -> None:
                 level=p.difficulty,
                 start=s + 1,
                 lm=lres["levenberg_marquardt"][s],
+                lm_steps=reached[s],
                 gn=lres["gauss_newton"][s],
                 scipy_lm=theirs[s],
             )
             rows.append(row)
             print(
-                f"{name:9s} {p.difficulty:7s} {s + 1:5d} {row['lm']:6.1f} {row['gn']:6.1f} "
+                f"{name:9s} {p.difficulty:7s} {s + 1:5d} {row['lm']:6.1f} "
+                f"{'-' if reached[s] is None else reached[s]:>8} {row['gn']:6.1f} "
                 f"{row['scipy_lm']:9.1f}",
                 flush=True,
             )

@@ -71,27 +71,68 @@ def test_levenberg_marquardt_fits_the_mlp_far_faster_than_gd():
     assert float(obj.fn(x)) < 1e-4  # gradient descent needs ~1,500 steps for 1e-2
 
 
-def test_damping_grows_after_a_failed_step_and_shrinks_after_a_good_one():
+def _scaled_gauss_newton_step(obj, x0):
+    """numpy's lstsq Gauss-Newton step at x0 and its length |D s| in MINPACK's scaling (D =
+    the column norms of the Jacobian)."""
+    jac = np.asarray(jax.jacfwd(obj.residual_fn)(x0))
+    step = -np.linalg.lstsq(jac, np.asarray(obj.residual_fn(x0)), rcond=None)[0]
+    return step, float(np.linalg.norm(np.linalg.norm(jac, axis=0) * step))
+
+
+def test_step_bound_shrinks_after_a_failed_step_and_doubles_after_a_good_one():
     with jax.enable_x64(True):
         obj = objectives.get("curve_fit")
         x0 = jnp.asarray(obj.x0)
-        # learning_rate 50 overshoots: the step is refused, lambda grows by nu, nu doubles.
-        opt = optimizers.levenberg_marquardt(learning_rate=50.0)
-        x, state = run(opt, obj, 1)
+        f0 = float(obj.fn(x0))
+        # learning_rate 50 overshoots the Gauss-Newton step (inside the first bound 100 |D x0|,
+        # so lambda = 0): it is refused, and the bound becomes mu |D s| with mu the minimiser of the
+        # quadratic through f(x0), its slope g's and f(x0 + 50 s) (MINPACK's rule).
+        step, pnorm = _scaled_gauss_newton_step(obj, x0)
+        x, state = run(optimizers.levenberg_marquardt(learning_rate=50.0, step_bound=100.0), obj, 1)
         s1 = LMState(*(optax.tree_utils.tree_get(state, k) for k in LMState._fields))
         np.testing.assert_array_equal(x, x0)
-        assert float(s1.gain_ratio) < 0 and float(s1.nu) == 4.0
-        jtj = (lambda j: j.T @ j)(jax.jacfwd(obj.residual_fn)(x0))
-        lam0 = 1e-3 * float(jnp.max(jnp.diag(jtj)))
-        assert float(s1.damping) == pytest.approx(2.0 * lam0, rel=1e-12)
-        # the plain method near the fit: accepted, lambda shrinks, nu resets
+        slope = 50.0 * float(jax.grad(obj.fn)(x0) @ step)
+        f1 = float(obj.fn(x0 + 50.0 * step))
+        mu = float(np.clip(-0.5 * slope / (f1 - f0 - slope), 0.1, 0.5))
+        mu = 0.1 if f1 >= 100 * f0 else mu
+        assert float(s1.gain_ratio) < 0 and float(s1.damping) == 0.0
+        assert float(s1.step_bound) == pytest.approx(mu * pnorm, rel=1e-9)
+        # the plain method near the fit: the Gauss-Newton step is taken, the bound is 2 |D s|
         x0 = jnp.asarray(obj.minima[0].x) + jnp.array([0.1, -0.05])
-        jtj = (lambda j: j.T @ j)(jax.jacfwd(obj.residual_fn)(x0))
-        lam0 = 1e-3 * float(jnp.max(jnp.diag(jtj)))
-        x, state = run(optimizers.levenberg_marquardt(), obj, 1, x0=x0)
+        step, pnorm = _scaled_gauss_newton_step(obj, x0)
+        x, state = run(optimizers.levenberg_marquardt(step_bound=100.0), obj, 1, x0=x0)
         s2 = LMState(*(optax.tree_utils.tree_get(state, k) for k in LMState._fields))
-        assert float(obj.fn(x)) < float(obj.fn(x0))
-        assert float(s2.gain_ratio) > 1e-4 and float(s2.damping) < lam0 and float(s2.nu) == 2.0
+        np.testing.assert_allclose(x, x0 + step, rtol=1e-12)
+        assert float(s2.gain_ratio) > 0.75 and float(s2.damping) == 0.0
+        assert float(s2.step_bound) == pytest.approx(2.0 * pnorm, rel=1e-9)
+
+
+@pytest.mark.parametrize("step_bound", [1e-3, 0.1])
+def test_a_short_step_bound_gives_the_damped_step_of_that_length(step_bound):
+    """With Delta below the Gauss-Newton step, lambda solves |D s(lambda)| = Delta to 10%, and
+    s is the damped step (J'J + lambda D'D)^-1 J'r (numpy.linalg.solve)."""
+    with jax.enable_x64(True):
+        obj = objectives.get("curve_fit")
+        x0 = jnp.asarray(obj.x0)
+        jac = np.asarray(jax.jacfwd(obj.residual_fn)(x0))
+        r0 = np.asarray(obj.residual_fn(x0))
+        d = np.linalg.norm(jac, axis=0)
+        delta = step_bound * np.linalg.norm(d * np.asarray(x0))
+        opt = optimizers.levenberg_marquardt(step_bound=step_bound)
+        v, g = jax.value_and_grad(obj.fn)(x0)
+        u, state = opt.update(
+            g, opt.init(x0), x0, value=v, grad=g, value_fn=obj.fn, residual_fn=obj.residual_fn
+        )
+        lam = float(state.damping)
+        expected = -np.linalg.solve(jac.T @ jac + lam * np.diag(d * d), jac.T @ r0)
+        # one Jacobian and one trial f per update, and f at x0 too when `value` is not given
+        counts = {k: int(getattr(state.evals, k)) for k in ("f", "jac")}
+        assert counts == {"f": 1, "jac": 1}
+        _, state = opt.update(g, opt.init(x0), x0, value_fn=obj.fn, residual_fn=obj.residual_fn)
+        assert {k: int(getattr(state.evals, k)) for k in ("f", "jac")} == {"f": 2, "jac": 1}
+    assert lam > 0
+    assert 0.9 * delta <= np.linalg.norm(d * expected) <= 1.1 * delta
+    np.testing.assert_allclose(u, expected, rtol=1e-9)
 
 
 def test_gauss_newton_needs_one_step_for_a_linear_problem_and_handles_rank_deficiency():
@@ -103,11 +144,26 @@ def test_gauss_newton_needs_one_step_for_a_linear_problem_and_handles_rank_defic
         np.testing.assert_allclose(x, jnp.linalg.pinv(A) @ y, atol=1e-12)  # minimum norm
 
 
+def test_levenberg_marquardt_on_a_rank_deficient_problem_reaches_the_minimum_norm_solution():
+    """Two equal columns (equal scaling): from 0 the steps stay in the row space, so the fit
+    ends at numpy's pinv solution, x1 = x2; the bound starts at `step_bound` (x0 = 0)."""
+    with jax.enable_x64(True):
+        A = jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [2.0, 2.0, 1.0], [0.0, 0.0, 1.0]])
+        y = jnp.array([1.0, 2.0, 2.0, 1.5])
+        obj = objectives.wrap(lambda x: 0.5 * jnp.sum((A @ x - y) ** 2), dim=3, x0=[0, 0, 0])
+        x, _ = run(optimizers.levenberg_marquardt(), obj, 30, residual_fn=lambda x: A @ x - y)
+    np.testing.assert_allclose(x, np.linalg.pinv(np.asarray(A)) @ np.asarray(y), atol=1e-12)
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_hyperparameters_are_data(name):
-    """jit(vmap) over traced learning rates and damping equals single runs (one trace each)."""
+    """jit(vmap) over traced learning rates and damping / step bounds equals single runs (one
+    trace each)."""
     obj = objectives.get("curve_fit")
-    hp = {"learning_rate": jnp.array([0.3, 0.6, 1.0]), "damping": jnp.array([1e-3, 1e-2, 1.0])}
+    other = (
+        ("damping", [1e-3, 1e-2, 1.0]) if name == "gauss_newton" else ("step_bound", [0.1, 1, 100])
+    )
+    hp = {"learning_rate": jnp.array([0.3, 0.6, 1.0]), other[0]: jnp.array(other[1])}
     traces = []
 
     def one(h):

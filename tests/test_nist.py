@@ -33,12 +33,24 @@ def _lre(name: str, optimizer: str) -> list[float]:
 
 
 # Data sets of each difficulty (lower, average, higher), among them those issue 17 names
-# where the old methods failed (LM: Hahn1, Bennett5, MGH17, Lanczos3; GN: Misra1a, Hahn1,
-# MGH17 start 2). LM still fails BoxBOD and MGH10 from start 1 (see
-# scripts/bench_least_squares.py; scipy's lm fails BoxBOD from start 1 too).
+# where the old methods failed (LM: Hahn1, Bennett5, MGH17, Lanczos3, BoxBOD and MGH10 from
+# start 1; GN: Misra1a, Hahn1, MGH17 start 2). scipy's lm fails BoxBOD from start 1 (see
+# scripts/bench_least_squares.py for all 27).
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["Misra1a", "Lanczos3", "MGH17", "Hahn1", "Nelson", "Eckerle4", "MGH09", "Bennett5"]
+    "name",
+    [
+        "Misra1a",
+        "Lanczos3",
+        "MGH17",
+        "Hahn1",
+        "Nelson",
+        "Eckerle4",
+        "MGH09",
+        "Bennett5",
+        "BoxBOD",
+        "MGH10",
+    ],
 )
 def test_levenberg_marquardt_reaches_lre_8_from_both_starts(name):
     lre = _lre(name, "levenberg_marquardt")

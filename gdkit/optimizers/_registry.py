@@ -32,6 +32,7 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "clip": (0.0, math.inf, False, False),
     "clip_norm": (0.0, math.inf, False, False),
     "decay_rate": (0.0, math.inf, False, False),
+    "step_bound": (0.0, math.inf, False, False),
     "alpha": (0.0, 1.0, True, True),
     "slope_rtol": (0.0, 1.0, False, False),
     "curv_rtol": (0.0, 1.0, False, False),

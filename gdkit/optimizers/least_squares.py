@@ -191,60 +191,120 @@ def gauss_newton(
 
 
 class LevenbergMarquardtState(NamedTuple):
-    """Step counter, the damping lambda, its growth factor nu, the last gain ratio rho
-    (actual / predicted decrease; the step was taken when rho > `ACCEPT`), the parameter
-    scaling D (the largest column norms of J seen so far, as MINPACK's ``lmder``) and the
-    evaluations so far (one Jacobian and one trial f per update)."""
+    """Step counter; the step bound Delta (the trust-region radius, in the scaled norm
+    :math:`\\|D s\\|`); the damping lambda and gain ratio rho (actual / predicted decrease; the
+    step was taken when rho > `ACCEPT`) of the last step; the parameter scaling D (the largest
+    column norms of J seen so far, as MINPACK's ``lmder``) and the evaluations so far (one
+    Jacobian and one trial f per update)."""
 
     count: jax.Array
+    step_bound: jax.Array
     damping: jax.Array
-    nu: jax.Array
     gain_ratio: jax.Array
     col_scale: jax.Array
     evals: Evals
 
 
-ACCEPT = 1e-4  # smallest gain ratio of an accepted step
-DAMPING_BOUNDS = (1e-16, 1e12)  # lambda, relative to the largest squared column norm of J
+ACCEPT = 1e-4  # smallest gain ratio of an accepted step (MINPACK's)
+# Delta stays within [eps, 1/eps] |D x| (|D x| taken as 1 when x = 0): a shorter step cannot
+# change x in floating point, and the floor keeps Delta from underflowing to 0 (then lambda would
+# be 0/0) when steps are refused or vanish at the solution.
+SECULAR_ITERATIONS = 30  # Newton iterations for lambda at most (MINPACK's lmpar: 10)
+
+
+def _damping_for_step_bound(
+    sv: jax.Array, num: jax.Array, keep: jax.Array, delta: jax.Array
+) -> jax.Array:
+    r"""The damping :math:`\lambda \ge 0` whose step :math:`w_i = -c_i / (s_i^2 + \lambda)`
+    (in the basis of the right singular vectors, so :math:`\|w\| = \|D s\|`) has length within
+    10% of `delta`, or 0 when the Gauss-Newton step (:math:`\lambda = 0`) is shorter than
+    1.1 `delta`: MINPACK's ``lmpar``, with the SVD in place of the QR factors.
+
+    Newton's method on :math:`1/\|w(\lambda)\| = 1/\Delta` (Moré, 1978), started from 0:
+    :math:`1/\|w\|` is concave and increasing in :math:`\lambda`, so its tangents lie above it
+    and the iterates rise monotonically to the root without overshooting it, with
+    :math:`\|w\|^2 = \sum c_i^2 / (s_i^2 + \lambda)^2` and
+    :math:`d\|w\|/d\lambda = -\sum (w_i^2 / (s_i^2 + \lambda)) / \|w\|` in O(n) per iteration.
+    Singular values below the rank cut-off (`keep` False) are left out: no step along them.
+    """
+    s2 = jnp.where(keep, sv * sv, 1.0)
+    c = jnp.where(keep, num, 0.0)
+
+    def newton(_, lam):
+        w = c / (s2 + lam)
+        norm = jnp.sqrt(jnp.sum(w * w))
+        slope = jnp.sum(w * w / (s2 + lam))  # -|w| d|w|/dlambda
+        ok = slope > 0
+        step = (norm - delta) / delta * norm * norm / jnp.where(ok, slope, 1.0)
+        done = (jnp.abs(norm - delta) <= 0.1 * delta) | ~ok
+        new = jnp.maximum(lam + step, 0.0)
+        return jnp.where(done | ~jnp.isfinite(new), lam, new)
+
+    return jax.lax.fori_loop(0, SECULAR_ITERATIONS, newton, jnp.zeros_like(delta))
 
 
 @register(
     "levenberg_marquardt",
-    "Levenberg-Marquardt for least squares: (J'J + lambda D'D)^-1 J'r by an SVD, adaptive "
-    "lambda; "
-    "needs residuals",
+    "Levenberg-Marquardt for least squares: MINPACK's trust-region form, (J'J + lambda D'D)^-1 "
+    "J'r by an SVD of J D^-1; needs residuals",
     kind="second_order",
 )
 def levenberg_marquardt(
     learning_rate: optax.ScalarOrSchedule = 1.0,
-    damping: Scalar = 1e-3,
+    step_bound: Scalar = 1.0,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Levenberg-Marquardt with Nielsen's damping update.
+    r"""Levenberg-Marquardt in MINPACK's trust-region form (Moré's ``lmder``).
 
     .. math::
       s_t = -\alpha_t (J_t^\top J_t + \lambda_t D_t^\top D_t)^{-1} g_t, \qquad
       \rho_t = \frac{f(x_t) - f(x_t + s_t)}{-(g_t^\top s_t + \tfrac12 s_t^\top J_t^\top J_t
       s_t)}
 
-    The step is taken when the gain ratio :math:`\rho_t > 10^{-4}` (or when the predicted
-    decrease is below the rounding level of :math:`f` and :math:`f` does not measurably
-    rise: at the solution, where :math:`\rho` is noise); then the damping shrinks,
-    :math:`\lambda \leftarrow \lambda \max(1/3, 1 - (2\rho - 1)^3)`, :math:`\nu \leftarrow 2`.
-    Otherwise no step is taken and it grows: :math:`\lambda \leftarrow \nu \lambda`,
-    :math:`\nu \leftarrow 2 \nu`. The first damping is ``damping`` times the largest
-    diagonal entry of :math:`J^\top J`; it stays within `DAMPING_BOUNDS` (1e-16 to 1e12)
-    times the largest squared column norm of :math:`J`. :math:`D_t` is diagonal: MINPACK's
-    parameter scaling, the largest column norms of :math:`J` seen so far, over their
-    maximum (:math:`D = I` at the first step, for which the first damping is made).
-    :math:`J^\top J` is never formed: the step solves the linear least-squares
-    problem :math:`\min \|J s + r\|^2 + \lambda \|D s\|^2` through the SVD of
-    :math:`J D^{-1}` (the augmented system :math:`[J; \sqrt\lambda D]`), so the condition
-    number of :math:`J` is not squared, and the predicted decrease
-    :math:`\tfrac12 \|J s\|^2 + \lambda \|D s\|^2` (for :math:`\alpha_t = 1`) has no
-    cancellation. :math:`\alpha_t` = ``learning_rate`` (1: the plain
-    method). One `update` is one iteration (one Jacobian, one trial evaluation); the state
-    carries :math:`\lambda`, so everything is data and there is no Python branching. Needs
-    ``value_fn`` and ``residual_fn`` in `update` with ``value_fn == 0.5 * sum(residual_fn**2)``.
+    with :math:`g_t = J_t^\top r(x_t)` (the incoming update) and :math:`\alpha_t` =
+    ``learning_rate`` (1: the plain method). :math:`D_t` is diagonal, MINPACK's parameter
+    scaling: the largest column norms of :math:`J` seen so far. The damping is not updated
+    directly: the state carries a step bound :math:`\Delta_t` (a trust-region radius) and
+    :math:`\lambda_t` is the one that makes the step :math:`\|D_t s\|` about
+    :math:`\Delta_t` (within 10%), or 0 when the Gauss-Newton step is already shorter
+    (`_damping_for_step_bound`: Newton iterations on the secular equation, MINPACK's
+    ``lmpar``). :math:`\Delta_0` = ``step_bound`` :math:`\|D_0 x_0\|` (MINPACK's ``factor``;
+    ``step_bound`` when :math:`x_0 = 0`), cut to the first step's length. MINPACK's default
+    factor is 100; 1 here: a first step of 100 |D x0| can jump onto a plateau it never leaves
+    (BoxBOD from NIST's start 1 ends at b2 = 111, where the model no longer depends on b2, as
+    scipy's ``least_squares(method="lm")`` does; the XOR network saturates its sigmoids), and
+    a bound that is too short only costs a few steps, since it doubles after every good one.
+    After each trial:
+
+    - :math:`\rho \le 1/4`: :math:`\Delta \leftarrow \mu \min(\Delta, 10 \|D s\|)`, where
+      :math:`\mu` is the minimiser of the quadratic through f along the step (1/2 when f did
+      not rise), kept within [1/10, 1/2] (1/10 when f rose 100-fold or more);
+    - :math:`\rho \ge 3/4` or :math:`\lambda = 0`: :math:`\Delta \leftarrow 2 \|D s\|`;
+    - otherwise :math:`\Delta` stays.
+
+    The step is taken when :math:`\rho > 10^{-4}` (or when the predicted decrease is below
+    the rounding level of f and f does not measurably rise: at the solution, where
+    :math:`\rho` is noise, counted as :math:`\rho = 1`). :math:`\Delta` stays within
+    :math:`[\epsilon_{mach}, 1/\epsilon_{mach}] \|D x\|`, so the damping is bounded,
+    :math:`0 \le \lambda \le \|D^{-1} g\| / (0.9 \Delta)` (MINPACK's bound), and never
+    becomes 0/0 from an underflowed bound.
+    :math:`J^\top J` is never formed: the step solves the linear least-squares problem
+    :math:`\min \|J s + r\|^2 + \lambda \|D s\|^2` through the SVD of :math:`J D^{-1}`, so the
+    condition number of :math:`J` is not squared, every :math:`\lambda` costs O(n), and the
+    predicted decrease :math:`\tfrac12 \|J s\|^2 + \lambda \|D s\|^2` (for
+    :math:`\alpha_t = 1`) has no cancellation.
+
+    **Rank-deficient problems**: singular values of :math:`J D^{-1}` below
+    :math:`\epsilon_{mach} \max(m, n) \max S` are dropped, as in `scale_by_gauss_newton`:
+    there is no step along their directions, and the Gauss-Newton step (:math:`\lambda = 0`)
+    is the one of least :math:`\|D s\|`, so parameters along a flat direction stay where
+    they are. A problem whose Jacobian vanishes (a plateau) takes no steps at all.
+
+    One `update` is one iteration (one Jacobian, one trial evaluation; a refused step costs
+    an iteration and leaves x where it was); everything is data in the state, with no Python
+    branching. ``step_bound`` and ``learning_rate`` may be traced (swept). :math:`\Delta`
+    bounds the Levenberg-Marquardt step before :math:`\alpha_t` scales it. Needs
+    ``value_fn`` and ``residual_fn`` in `update` with
+    ``value_fn == 0.5 * sum(residual_fn**2)``.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -265,21 +325,22 @@ def levenberg_marquardt(
       [ 2. -1.]
 
     References:
-      Madsen, Nielsen and Tingleff, `Methods for non-linear least squares problems
-      <https://www2.imm.dtu.dk/pubdb/pubs/3215-full.html>`_, 2004 (Algorithm 3.16);
+      Moré, `The Levenberg-Marquardt algorithm: implementation and theory
+      <https://doi.org/10.1007/BFb0067700>`_, 1978; Moré, Garbow and Hillstrom, `User guide
+      for MINPACK-1 <https://doi.org/10.2172/6997568>`_, 1980 (``lmder``, ``lmpar``);
       Marquardt, `An algorithm for least-squares estimation of nonlinear parameters
       <https://doi.org/10.1137/0111030>`_, 1963
     """
 
     def init_fn(params) -> LevenbergMarquardtState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
-        one = jnp.ones((), dtype)
+        zero = jnp.zeros((), dtype)
         size = ravel_pytree(params)[0].size
         return LevenbergMarquardtState(
             jnp.zeros((), jnp.int32),
-            one,
-            2.0 * one,
-            0.0 * one,
+            zero,
+            zero,
+            zero,
             jnp.zeros((size,), dtype),
             Evals.zero(),
         )
@@ -291,62 +352,75 @@ def levenberg_marquardt(
         del grad
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(updates)
-        dtype = state.damping.dtype
-        tiny = jnp.finfo(dtype).tiny
+        dtype = state.step_bound.dtype
+        eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
         jac, r = _jacobian(residual_fn, unravel, x)
         jac, r = jac.astype(dtype), r.astype(dtype)
-        # D: running maximum of the column norms (MINPACK), over its largest entry, so that
-        # lambda is in the units of J'J. Solve (J'J + lambda D'D) s = -g as the linear least
-        # squares problem [J D^-1; sqrt(lambda) I] z = -[r; 0], z = D s, by the SVD of J D^-1:
-        # the condition number of J is never squared.
+        first = state.count == 0
         col = jnp.maximum(state.col_scale, jnp.linalg.norm(jac, axis=0))
         col = jnp.where(col > 0, col, 1.0)
-        top = jnp.max(col)
-        # the first step is unscaled (D = I): lambda_0 = damping max diag(J'J) is Nielsen's
-        # start for that; with D, a random start's first steps are refused more often.
-        dvec = jnp.where(state.count == 0, 1.0, col / top)
-        u_, sv, vt = _linalg.svd(jac / dvec)  # one matrix per LAPACK call: see _linalg
+
+        def bounded(delta):  # Delta within [eps, 1/eps] |D x|
+            size = jnp.linalg.norm(col * x.astype(dtype))
+            size = jnp.where(size > 0, size, 1.0)
+            return jnp.clip(delta, eps * size, size / eps)
+
+        start = step_bound * jnp.linalg.norm(col * x.astype(dtype))
+        delta = jnp.where(first, jnp.where(start > 0, start, step_bound), state.step_bound)
+        delta = bounded(delta.astype(dtype))
+        # (J'J + lambda D'D) s = -g as min |J D^-1 z + r|^2 + lambda |z|^2, z = D s, by the
+        # SVD of J D^-1: the condition number of J is never squared.
+        u_, sv, vt = _linalg.svd(jac / col)  # one matrix per LAPACK call: see _linalg
         keep = _rank_cutoff(jac, sv)
-        lo, hi = DAMPING_BOUNDS
-        lam0 = damping * jnp.maximum(jnp.max(jnp.sum(jac * jac, axis=0)), tiny)
-        lam = jnp.where(state.count == 0, lam0, state.damping).astype(dtype)
-        lam = jnp.clip(lam, lo * top * top, hi * top * top)
-        den = jnp.where(keep, sv * sv + lam, 1.0)
-        extra_rhs = vt @ (_extra_rhs(g, jac, r) / dvec)
-        z = -(vt.T @ (jnp.where(keep, (sv * (u_.T @ r) + extra_rhs) / den, 0.0)))
+        num = sv * (u_.T @ r) + vt @ (_extra_rhs(g, jac, r) / col)
+        num = jnp.where(keep, num, 0.0)
+        lam = _damping_for_step_bound(sv, num, keep, delta)
+        w = -num / jnp.where(keep, sv * sv + lam, 1.0)
+        w = jnp.where(jnp.isfinite(w), w, 0.0)
+        s_lm = (vt.T @ w) / col
+        pnorm = jnp.sqrt(jnp.sum(w * w))  # |D s_lm|
+        delta = jnp.where(first, jnp.minimum(delta, pnorm), delta)  # lmder's first bound
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        s_lm = jnp.where(jnp.isfinite(z), z, 0.0) / dvec
         s = (lr * s_lm).astype(g.dtype)
         own = 1 if value is None else 0  # f at params, evaluated here
         if value is None:
             value = value_fn(params, **extra)
-        new_value = value_fn(unravel(x + s), **extra)
+        value = jnp.asarray(value, dtype)
+        new_value = jnp.asarray(value_fn(unravel(x + s), **extra), dtype)
         # predicted decrease of the model f + g's + s'J'Js/2 for s = lr s_lm, without
         # cancellation: g's_lm = -(|J s_lm|^2 + lambda |D s_lm|^2) for the solved step.
         a = jnp.sum((jac @ s_lm) ** 2)
-        b = jnp.sum((dvec * s_lm) ** 2)
-        predicted = lr * (a + lam * b) - 0.5 * lr * lr * a
+        slope = -lr * (a + lam * pnorm * pnorm)  # g's, the directional derivative
+        predicted = -slope - 0.5 * lr * lr * a
         actual = value - new_value
         rho = jnp.where(predicted > 0, actual / jnp.where(predicted > 0, predicted, 1.0), -1.0)
         # Below rounding level (at the solution) the gain ratio is noise: take the step unless
         # it makes f measurably worse, and count it as a perfect model (rho = 1). f's rounding
         # error is about eps |r| |model|, and |J diag(x)| estimates the model's size.
         size = jnp.linalg.norm(r) * jnp.linalg.norm(jac * x.astype(dtype))
-        level = 10.0 * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(value) + size, tiny)
+        level = 10.0 * eps * jnp.maximum(jnp.abs(value) + size, tiny)
         rounding = (predicted <= level) & (new_value <= value + level)
         rho = jnp.where(rounding, 1.0, rho)
-        rho = jnp.where(jnp.isfinite(new_value), rho, -1.0).astype(dtype)
+        finite = jnp.isfinite(new_value)
+        rho = jnp.where(finite, rho, -1.0).astype(dtype)
         ok = rho > ACCEPT
-        shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-        new_lam = jnp.where(ok, lam * shrink, lam * state.nu)
-        new_lam = jnp.clip(new_lam, lo * top * top, hi * top * top)
-        nu = jnp.where(ok, 2.0, jnp.minimum(2.0 * state.nu, 2.0**30)).astype(dtype)
+        # MINPACK's update of the step bound: shrink by the minimiser of the quadratic
+        # through f(x), its slope and f(x + s) (1/2 if f fell), within [1/10, 1/2].
+        rise = new_value - value - slope
+        mu = jnp.where(actual >= 0, 0.5, -0.5 * slope / jnp.where(rise > 0, rise, 1.0))
+        blowup = ~finite | (new_value >= 100.0 * value) | ~(mu >= 0.1)
+        mu = jnp.minimum(jnp.where(blowup & (actual < 0), 0.1, mu), 0.5)
+        shrunk = mu * jnp.minimum(delta, 10.0 * pnorm)
+        grown = 2.0 * pnorm
+        new_delta = jnp.where(
+            rho <= 0.25, shrunk, jnp.where((lam == 0) | (rho >= 0.75), grown, delta)
+        )
         u = jnp.where(ok, s, jnp.zeros_like(s))
         new_state = LevenbergMarquardtState(
             state.count + 1,
-            new_lam.astype(dtype),
-            nu,
-            rho.astype(dtype),
+            bounded(new_delta).astype(dtype),
+            lam.astype(dtype),
+            rho,
             col.astype(dtype),
             state.evals.add(f=1 + own, jac=1),
         )
