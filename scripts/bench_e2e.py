@@ -4,9 +4,12 @@ Each run is a fresh process (`python -m gdkit run CONFIG --no-progress`). "cold"
 an empty compilation cache (a fresh temporary XDG_CACHE_HOME), "warm" runs the same config
 again with the cache the cold run filled. The split comes from the run itself: meta.json's
 `timings` (import = JAX, optax and gdkit's registries; compile; run; setup = planning and the
-plotted runs' trajectories; write; plots; other = reading and checking the config),
-plus `startup` = the process's wall time the run did not see (Python start-up, importing the
-CLI, exit). The CLI's quick paths (`--help`, `list objectives`, a config error) are timed too.
+plotted runs' trajectories; write; plots = the wait for figures once the sweeps are done;
+other = reading and checking the config), plus `startup` = the process's wall time the run
+did not see (Python start-up, importing the CLI, the tables and report written after the
+timings, exit), and `+plots||` = the seconds the plot worker process drew while the sweeps
+ran (not part of the wall time). The CLI's quick paths (`--help`, `list objectives`, a
+config error) are timed too.
 
   python scripts/bench_e2e.py                       # quickstart, then every other config
   python scripts/bench_e2e.py --configs quickstart  # just the quickstart
@@ -100,6 +103,7 @@ def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> dict:
     if timings is None:  # a gdkit that records no phases: only compile and run are known
         timings = {"compile": meta["compile_time"], "run": meta["run_time"], "wall": 0.0}
     row = {k: timings.get(k, 0.0) for k in PHASES if k != "startup"}
+    row["plots_alongside"] = timings.get("plots_alongside", 0.0)  # drawn while sweeps ran
     row["startup"] = wall - timings["wall"] if timings["wall"] else 0.0
     if not timings["wall"]:
         row["other"] = wall - row["compile"] - row["run"]
@@ -142,13 +146,15 @@ def time_cli(env: dict) -> dict:
 
 def row_text(name: str, mode: str, row: dict) -> str:
     cells = " ".join(f"{row[k]:7.2f}" for k in PHASES)
-    return f"{name:<24} {mode:<5} {row['wall']:7.2f} {row['cpu']:7.2f} {cells}"
+    beside = f"{row.get('plots_alongside', 0.0):9.2f}"
+    return f"{name:<24} {mode:<5} {row['wall']:7.2f} {row['cpu']:7.2f} {cells} {beside}"
 
 
 def table(report: dict) -> str:
     head = f"{'config':<24} {'mode':<5} {'wall':>7} {'cpu':>7} " + " ".join(
         f"{k:>7}" for k in PHASES
     )
+    head += " +plots||"  # plotting done in the worker process while the sweeps ran
     lines = [head]
     for name, rows in report["configs"].items():
         lines += [row_text(name, mode, row) for mode, row in rows.items()]
