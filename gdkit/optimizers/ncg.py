@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from gdkit.optimizers._registry import register
-from gdkit.optimizers.second_order import _zoom
+from gdkit.optimizers.wolfe import scale_by_wolfe_linesearch
 
 Scalar = float | jax.Array
 
@@ -99,7 +99,7 @@ def scale_by_ncg(restart_every: int | None = None) -> optax.GradientTransformati
 
 @register(
     "ncg",
-    "nonlinear conjugate gradient (Polak-Ribiere+, restarts) + zoom line search",
+    "nonlinear conjugate gradient (Polak-Ribiere+, restarts) + More-Thuente line search",
     kind="second_order",
 )
 def ncg(
@@ -114,7 +114,8 @@ def ncg(
     .. math:: u_t = -\eta_t \alpha_t p_t, \qquad p_t = g_t + \beta_t p_{t-1}
 
     :math:`\eta_t` satisfies the strong Wolfe conditions with ``slope_rtol`` and
-    ``curv_rtol`` (0.1, as usual for CG) found by optax.scale_by_zoom_linesearch. Its first
+    ``curv_rtol`` (0.1: near-exact searches keep the directions conjugate), found by Moré
+    and Thuente's search (`gdkit.optimizers.wolfe`; it never increases f). Its first
     trial step is Nocedal and Wright's (see `scale_by_initial_step`): of length
     :math:`\alpha_t` (``learning_rate``) along :math:`-g_0` at the first step, then from a
     quadratic through the last two values of f, at most :math:`\alpha_t p_t`. Needs
@@ -144,5 +145,5 @@ def ncg(
         scale_by_ncg(restart_every),
         optax.scale_by_learning_rate(learning_rate),
         scale_by_initial_step(),
-        _zoom(max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy="one"),
+        scale_by_wolfe_linesearch(max_linesearch_steps, slope_rtol, curv_rtol),
     )
