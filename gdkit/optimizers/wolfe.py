@@ -30,6 +30,11 @@ from gdkit.optimizers.linesearch import Evals, WolfeState
 
 Scalar = float | jax.Array
 _XTRAP_LOWER, _XTRAP_UPPER = 1.1, 4.0  # extrapolation bounds before a bracket (MINPACK)
+# Near a minimum f's changes drown in its rounding (Goldstein-Price at f* = 3: |grad f| = 1e-6
+# is 2e-9 from x*, f - f* = 1e-15); a trial there that meets the curvature condition is
+# accepted when f is within this many ulps of f(x) (Hager and Zhang's approximate Wolfe
+# idea, with a bound tight enough that f cannot drift up).
+_NOISE_ULPS = 64
 
 
 def _scaled(eta, updates):
@@ -53,7 +58,7 @@ def _cubic_min(a, fa, da, b, fb, db, negate_when):
     return theta, gamma
 
 
-def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax, noise):
     """One safeguarded step of Moré-Thuente (MINPACK-2 dcstep): the next trial and the new
     interval ends (x: best so far, y: other end). Four cases by f and slope at the trial."""
     sgnd = dp * jnp.sign(dx)
@@ -86,7 +91,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
     r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy)
     step4 = jnp.where(brackt, stp + r * (sty - stp), far)
 
-    case1 = fp > fx
+    case1 = fp > fx + noise  # within f's rounding the slopes decide
     case2 = ~case1 & (sgnd < 0)
     case3 = ~case1 & ~case2 & (jnp.abs(dp) < jnp.abs(dx))
     new = jnp.where(case1, step1, jnp.where(case2, step2, jnp.where(case3, step3, step4)))
@@ -181,6 +186,7 @@ def scale_by_wolfe_linesearch(
         d0 = optax.tree.real(optax.tree.vdot(grad, updates)).astype(dtype)
         gtest = slope_rtol * d0
         xtol = jnp.finfo(dtype).eps
+        noise = _NOISE_ULPS * xtol * jnp.abs(f0)
         stpmax = jnp.asarray(max_stepsize, dtype)
 
         def evaluate(stp):
@@ -191,7 +197,8 @@ def scale_by_wolfe_linesearch(
             """After evaluating f, grad f at s.stp: stop, or choose the next trial."""
             ftest = f0 + s.stp * gtest
             stage1 = s.stage1 & ~((s.f <= ftest) & (s.d >= 0))
-            done = (s.f <= ftest) & (jnp.abs(s.d) <= curv_rtol * (-d0)) & jnp.isfinite(s.f)
+            low = (s.f <= ftest) | (s.f <= f0 + noise)  # sufficient decrease, or within noise
+            done = low & (jnp.abs(s.d) <= curv_rtol * (-d0)) & jnp.isfinite(s.f)
             stop = s.brackt & ((s.stp <= s.stmin) | (s.stp >= s.stmax))
             stop |= s.brackt & (s.stmax - s.stmin <= xtol * s.stmax)
             stop |= (s.stp >= stpmax) & (s.f <= ftest) & (s.d <= gtest)
@@ -212,6 +219,7 @@ def scale_by_wolfe_linesearch(
                 s.brackt,
                 s.stmin,
                 s.stmax,
+                noise,
             )
             fx, fy, dx, dy = fx + stx * shift, fy + sty * shift, dx + shift, dy + shift
             moved_x = stx == s.stp
