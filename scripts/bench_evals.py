@@ -91,7 +91,8 @@ def classics(gtol: float) -> None:
     """ncg against scipy's CG on the 2-D classics, every start one row."""
     method, options = PAIRS["ncg"]
     head = (
-        f"{'function':16s} {'start':>12s} | {'steps':>5s} {'f':>4s} {'grad':>4s} {'stopped at':>10s}"
+        f"{'function':16s} {'start':>12s} | {'steps':>5s} {'f':>4s} {'grad':>4s} "
+        f"{'stopped at':>10s}"
         f" | {'CG f':>4s} {'grad':>4s} {'stopped at':>10s} | {'same':4s} {'ratio':>5s}"
     )
     print(f"ncg vs scipy CG: evaluations until |grad f| <= {gtol:g}, float64 (ratio: f / f)")

@@ -82,7 +82,9 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax, noise
     q3 = q2
     in_bracket = jnp.where(jnp.abs(c3 - stp) < jnp.abs(q3 - stp), c3, q3)
     bound = stp + 0.66 * (sty - stp)
-    in_bracket = jnp.where(stp > stx, jnp.minimum(bound, in_bracket), jnp.maximum(bound, in_bracket))
+    in_bracket = jnp.where(
+        stp > stx, jnp.minimum(bound, in_bracket), jnp.maximum(bound, in_bracket)
+    )
     outside = jnp.where(jnp.abs(c3 - stp) > jnp.abs(q3 - stp), c3, q3)
     outside = jnp.clip(outside, stpmin, stpmax)
     step3 = jnp.where(brackt, in_bracket, outside)
