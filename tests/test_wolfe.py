@@ -69,7 +69,7 @@ def test_cached_value_is_f_at_the_point_the_caller_moves_to_in_float32():
     np.testing.assert_array_equal(np.asarray(cached), np.asarray(jax.jit(jax.vmap(obj.fn))(x)))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_ncg_never_increases_f(dtype):
     # A search without a sufficient decrease takes no step (optax's zoom took its last trial
     # instead, and ncg's f climbed from 1e-26 back to 1e-15 on 10-d Rosenbrock). Only within
