@@ -16,10 +16,11 @@ Scalar = float | jax.Array
 
 
 class InitialStepState(NamedTuple):
-    """Counter and the last value of f."""
+    """Counter, the last value of f and the last decrease of f (0 before the first)."""
 
     count: jax.Array
     value: jax.Array
+    drop: jax.Array
 
 
 def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
@@ -31,14 +32,17 @@ def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
 
     The first trial step has length :math:`\|d_0\| / \|g_0\|` (1 along :math:`-g_0`);
     later ones interpolate a quadratic through :math:`f_{k-1}`, :math:`f_k` and the slope
-    :math:`g_k^\top d_k`, and never exceed `d` itself. A step where the ratio is not positive
-    and finite (no decrease last time, an ascent direction) uses the first rule. `update`
-    needs ``value`` and ``grad`` (the line search's).
+    :math:`g_k^\top d_k`, and never exceed `d` itself. After a step that did not lower f (the
+    line search took none: f has reached its rounding) the last decrease stands in for
+    :math:`f_{k-1} - f_k`, so the trial keeps the scale of the last steps; without one (or
+    with an ascent direction) the first rule applies. `update` needs ``value`` and ``grad``
+    (the line search's).
     """
 
     def init_fn(params) -> InitialStepState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
-        return InitialStepState(jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
+        zero = jnp.zeros((), dtype)
+        return InitialStepState(jnp.zeros((), jnp.int32), zero, zero)
 
     def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
         del params, extra
@@ -46,13 +50,16 @@ def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
             raise ValueError("ncg needs value and grad: call opt.update(..., value=, grad=, ...)")
         slope = optax.tree.real(optax.tree.vdot(grad, updates))
         neg = jnp.where(slope < 0, slope, -1.0)
-        ratio = jnp.minimum(1.01 * 2.0 * (value - state.value) / neg, 1.0)
+        value = jnp.asarray(value, state.value.dtype)
+        drop = jnp.where(state.count > 0, state.value - value, 0.0)
+        drop = jnp.where(drop > 0, drop, state.drop)  # no decrease: the last one
+        ratio = jnp.minimum(1.01 * 2.0 * drop / -neg, 1.0)
         gnorm = optax.tree.norm(grad)
         first = 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)
         usable = (state.count > 0) & (slope < 0) & (ratio > 0) & jnp.isfinite(ratio)
         scale = jnp.where(usable, ratio, first)
         new_updates = jax.tree.map(lambda u: (scale * u).astype(u.dtype), updates)
-        new_state = InitialStepState(state.count + 1, value.astype(state.value.dtype))
+        new_state = InitialStepState(state.count + 1, value, drop)
         return new_updates, new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -250,6 +250,9 @@ def scale_by_wolfe_linesearch(
             f = jnp.where(jnp.isfinite(f), f, jnp.inf)
             return judge(s._replace(f=f, g=g, d=d, trials=s.trials + 1))
 
+        # the first trial cannot lower f by even one ulp to first order: nothing to search for
+        # (at a minimum in f's rounding, the gradient's noise would cost the whole budget)
+        flat = -d0 <= xtol * jnp.abs(f0)
         one = jnp.ones((), dtype)
         zero = jnp.zeros((), dtype)
         width = stpmax
@@ -257,7 +260,7 @@ def scale_by_wolfe_linesearch(
             stp=one, f=f0, d=d0, g=grad, stx=zero, fx=f0, dx=d0, gx=grad,
             sty=zero, fy=f0, dy=d0, brackt=jnp.asarray(False), stage1=jnp.asarray(True),
             stmin=zero, stmax=one + _XTRAP_UPPER * one, width=width, width1=2.0 * width,
-            trials=jnp.zeros((), jnp.int32), done=~(d0 < 0), stop=jnp.asarray(False),
+            trials=jnp.zeros((), jnp.int32), done=~(d0 < 0), stop=flat,
         )  # fmt: skip
         s = jax.lax.while_loop(cond, body, start)
         # accepted: the Wolfe point, else the best sufficient-decrease trial (stx), else none
