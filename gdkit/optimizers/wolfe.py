@@ -115,6 +115,9 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax, noise
 
 
 class _Search(NamedTuple):
+    """The search's carry: the current trial, the interval (x: best point so far, with its
+    gradient; y: the other end), the stage, the bounds for the next trial and the outcome."""
+
     stp: jax.Array  # the trial just evaluated (or to evaluate)
     f: jax.Array
     d: jax.Array  # slope at stp
