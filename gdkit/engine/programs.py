@@ -227,7 +227,9 @@ def _state_evals(spec: Spec, opt_state, dim: int, lanes: int) -> dict:
 def _evals(spec: Spec, dim: int, n, state_counts: dict | None) -> dict:
     """Evaluations made to reach x_n (n steps, [L] int32): the step's own evaluations of f and
     grad f (one each per step; only f(x0) and grad f(x0) where the line search's are reused,
-    see `reuse`) plus what the optimizer counted itself."""
+    see `reuse`) plus what the optimizer counted itself. With reuse the count includes f and
+    grad f at x_n (the search's last trial); without, it is x_0 .. x_{n-1} (step n evaluates
+    x_n): one fewer than the evaluations that show x_n within tol."""
     mode = reuse(spec, dim)
     one = jnp.ones_like(n)
     own = {

@@ -35,6 +35,7 @@ from gdkit.optimizers.least_squares import (
 from gdkit.optimizers.linesearch import gd_linesearch, scale_by_armijo_backtracking
 from gdkit.optimizers.ncg import ncg, scale_by_ncg
 from gdkit.optimizers.second_order import bfgs, lbfgs, newton, scale_by_bfgs, scale_by_newton
+from gdkit.optimizers.wolfe import scale_by_wolfe_linesearch
 
 __all__ = [
     "OPTIONS",
@@ -72,4 +73,5 @@ __all__ = [
     "scale_by_gauss_newton",
     "scale_by_ncg",
     "scale_by_newton",
+    "scale_by_wolfe_linesearch",
 ]

@@ -100,7 +100,25 @@ class ZoomState(NamedTuple):
         return self._replace(inner=self.inner._replace(value=value, grad=grad))
 
 
-_CACHES = (ArmijoState, ZoomState)
+class WolfeState(NamedTuple):
+    """`gdkit.optimizers.wolfe`'s state: the accepted step factor (0: no step), the trials of
+    the last search, f and grad f at the accepted point, and the cumulative evaluations."""
+
+    step: jax.Array
+    num_evals: jax.Array
+    value: jax.Array
+    grad: optax.Updates
+    evals: Evals
+
+    def cached(self):
+        """(f, grad f) at the point the last search accepted."""
+        return self.value, self.grad
+
+    def filled(self, value, grad) -> WolfeState:
+        return self._replace(value=jnp.asarray(value, self.value.dtype), grad=grad)
+
+
+_CACHES = (ArmijoState, ZoomState, WolfeState)
 
 
 def _line_search_state(state):

@@ -10,16 +10,17 @@ import jax.numpy as jnp
 import optax
 
 from gdkit.optimizers._registry import register
-from gdkit.optimizers.second_order import _zoom
+from gdkit.optimizers.wolfe import scale_by_wolfe_linesearch
 
 Scalar = float | jax.Array
 
 
 class InitialStepState(NamedTuple):
-    """Counter and the last value of f."""
+    """Counter, the last value of f and the last decrease of f (0 before the first)."""
 
     count: jax.Array
     value: jax.Array
+    drop: jax.Array
 
 
 def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
@@ -31,14 +32,17 @@ def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
 
     The first trial step has length :math:`\|d_0\| / \|g_0\|` (1 along :math:`-g_0`);
     later ones interpolate a quadratic through :math:`f_{k-1}`, :math:`f_k` and the slope
-    :math:`g_k^\top d_k`, and never exceed `d` itself. A step where the ratio is not positive
-    and finite (no decrease last time, an ascent direction) uses the first rule. `update`
-    needs ``value`` and ``grad`` (the line search's).
+    :math:`g_k^\top d_k`, and never exceed `d` itself. After a step that did not lower f (the
+    line search took none: f has reached its rounding) the last decrease stands in for
+    :math:`f_{k-1} - f_k`, so the trial keeps the scale of the last steps; without one (or
+    with an ascent direction) the first rule applies. `update` needs ``value`` and ``grad``
+    (the line search's).
     """
 
     def init_fn(params) -> InitialStepState:
         dtype = jnp.real(jax.tree.leaves(params)[0]).dtype
-        return InitialStepState(jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
+        zero = jnp.zeros((), dtype)
+        return InitialStepState(jnp.zeros((), jnp.int32), zero, zero)
 
     def update_fn(updates, state, params=None, *, value=None, grad=None, **extra):
         del params, extra
@@ -46,13 +50,16 @@ def scale_by_initial_step() -> optax.GradientTransformationExtraArgs:
             raise ValueError("ncg needs value and grad: call opt.update(..., value=, grad=, ...)")
         slope = optax.tree.real(optax.tree.vdot(grad, updates))
         neg = jnp.where(slope < 0, slope, -1.0)
-        ratio = jnp.minimum(1.01 * 2.0 * (value - state.value) / neg, 1.0)
+        value = jnp.asarray(value, state.value.dtype)
+        drop = jnp.where(state.count > 0, state.value - value, 0.0)
+        drop = jnp.where(drop > 0, drop, state.drop)  # no decrease: the last one
+        ratio = jnp.minimum(1.01 * 2.0 * drop / -neg, 1.0)
         gnorm = optax.tree.norm(grad)
         first = 1.0 / jnp.where(gnorm > 0, gnorm, 1.0)
         usable = (state.count > 0) & (slope < 0) & (ratio > 0) & jnp.isfinite(ratio)
         scale = jnp.where(usable, ratio, first)
         new_updates = jax.tree.map(lambda u: (scale * u).astype(u.dtype), updates)
-        new_state = InitialStepState(state.count + 1, value.astype(state.value.dtype))
+        new_state = InitialStepState(state.count + 1, value, drop)
         return new_updates, new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -99,7 +106,7 @@ def scale_by_ncg(restart_every: int | None = None) -> optax.GradientTransformati
 
 @register(
     "ncg",
-    "nonlinear conjugate gradient (Polak-Ribiere+, restarts) + zoom line search",
+    "nonlinear conjugate gradient (Polak-Ribiere+, restarts) + More-Thuente line search",
     kind="second_order",
 )
 def ncg(
@@ -114,7 +121,8 @@ def ncg(
     .. math:: u_t = -\eta_t \alpha_t p_t, \qquad p_t = g_t + \beta_t p_{t-1}
 
     :math:`\eta_t` satisfies the strong Wolfe conditions with ``slope_rtol`` and
-    ``curv_rtol`` (0.1, as usual for CG) found by optax.scale_by_zoom_linesearch. Its first
+    ``curv_rtol`` (0.1: near-exact searches keep the directions conjugate), found by Moré
+    and Thuente's search (`gdkit.optimizers.wolfe`; it never increases f). Its first
     trial step is Nocedal and Wright's (see `scale_by_initial_step`): of length
     :math:`\alpha_t` (``learning_rate``) along :math:`-g_0` at the first step, then from a
     quadratic through the last two values of f, at most :math:`\alpha_t p_t`. Needs
@@ -144,5 +152,5 @@ def ncg(
         scale_by_ncg(restart_every),
         optax.scale_by_learning_rate(learning_rate),
         scale_by_initial_step(),
-        _zoom(max_linesearch_steps, slope_rtol, curv_rtol, initial_guess_strategy="one"),
+        scale_by_wolfe_linesearch(max_linesearch_steps, slope_rtol, curv_rtol),
     )
