@@ -3,11 +3,16 @@
 one device per core, cannot change the device count of the tests after it. Subprocesses keep
 the environment as it is and get the CLI's own device setup."""
 
+import os
+
+# With `pytest -n 2` two processes share the machine: on a GPU neither may take most of its
+# memory up front, as JAX does by default.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import jax
 
 jax.devices()
 
-import os  # noqa: E402
 import tempfile  # noqa: E402
 
 # `gdkit run` keeps compiled programs in a per-user cache: the tests (and the subprocesses

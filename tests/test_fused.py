@@ -222,9 +222,25 @@ def test_fused_with_swept_and_fixed_hyperparameters():
     _compare(spec, *_inputs(obj, "amsgrad", lane_hp_extra={"b1": b1}, fixed={"b2": 0.99}))
 
 
+def _first_order_matrix():
+    """Every first-order optimizer x every objective; CI's slow pass runs a diagonal of it (each
+    optimizer once, the objectives in turn: every optimizer and every objective is checked),
+    the rest of the cross product is very_slow (pytest -m very_slow)."""
+    labels = list(OBJECTIVES)
+    return [
+        pytest.param(
+            name,
+            label,
+            id=f"{name}-{label}",
+            marks=() if label == labels[i % len(labels)] else pytest.mark.very_slow,
+        )
+        for i, name in enumerate(FIRST_ORDER)
+        for label in labels
+    ]
+
+
 @pytest.mark.slow  # ~6 s a case on 2 busy cores
-@pytest.mark.parametrize("label", list(OBJECTIVES))
-@pytest.mark.parametrize("name", FIRST_ORDER)
+@pytest.mark.parametrize(("name", "label"), _first_order_matrix())
 def test_fused_matrix_first_order(name, label):
     obj = OBJECTIVES[label]()
     spec = make_spec(obj, name)

@@ -10,6 +10,9 @@
     own transformation (or gdkit's transformation called directly), lane by lane
     (tests/matrix_optimizers.py).
 
+CI's slow pass runs both parts on 2 host devices (the CLI's default on 2 cores); the 4-device
+runs are `very_slow` (minutes each, beyond CI's budget): `pytest -m very_slow` runs them.
+
 JAX fixes the device count when it starts, so each part runs in a fresh process
 (tests/matrix_worker.py) with XLA_FLAGS set; a failure lists, per case, how many lanes
 disagree and the worst lane's start, numbers and tolerance.
@@ -61,7 +64,7 @@ def _describe(mismatches: list[dict]) -> str:
 
 
 @pytest.mark.slow  # ~2 minutes per device count on 2 busy cores
-@pytest.mark.parametrize("devices", [2, 4])
+@pytest.mark.parametrize("devices", [2, pytest.param(4, marks=pytest.mark.very_slow)])
 def test_objectives_f_and_grad_against_float64_references(devices):
     out = _run_worker("objectives", devices, timeout=1200)
     assert len(out["cases"]) >= 2 * 37  # 21 objectives, 15 functions, the operators
@@ -72,7 +75,7 @@ def test_objectives_f_and_grad_against_float64_references(devices):
 
 
 @pytest.mark.slow  # ~2-3 minutes per device count on 2 busy cores
-@pytest.mark.parametrize("devices", [2, 4])
+@pytest.mark.parametrize("devices", [2, pytest.param(4, marks=pytest.mark.very_slow)])
 def test_optimizers_against_per_lane_loops(devices):
     # One process for every optimizer (a JAX start-up each would cost more than a case); each
     # case is announced before it runs, so a hang (LAPACK inside XLA, say) is named.

@@ -127,7 +127,8 @@ def test_a_model_entry_takes_only_its_settings(tmp_path):
 
 
 def test_misra1a_fitted_from_a_config_reaches_the_certified_values(tmp_path):
-    # the config path end to end: gdkit run, then the run directory's results
+    # the config path end to end: gdkit run, then the run directory's results (one optimizer:
+    # the model entry is what is checked here; tests/test_nist.py has Gauss-Newton on Misra1a)
     path = _write_csv(tmp_path / "misra1a.csv", MISRA1A.x, MISRA1A.y)
     starts = [list(map(float, s)) for s in MISRA1A.starts]  # NIST's two official starts
     (tmp_path / "fit.yaml").write_text(
@@ -137,7 +138,6 @@ objectives:
   - {{model: "{MISRA1A_MODEL}", csv: "{path}", x: [x], y: y}}
 optimizers:
   - {{name: levenberg_marquardt}}
-  - {{name: gauss_newton}}
 starts: {{kind: list, points: {starts}}}
 steps: 300
 dtype: float64
@@ -149,7 +149,7 @@ plots: []
     assert code == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     results = rundir.load_results(run_dir)
-    assert [r.optimizer for r in results] == ["levenberg_marquardt", "gauss_newton"]
+    assert [r.optimizer for r in results] == ["levenberg_marquardt"]
     for r in results:
         for b in r.final_x.reshape(-1, 2):
             assert lre(b, MISRA1A.certified) >= 8, (r.optimizer, b)

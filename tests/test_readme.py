@@ -3,7 +3,8 @@
 import pathlib
 import re
 
-README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+README_PATH = pathlib.Path(__file__).parents[1] / "README.md"
+README = README_PATH.read_text()
 
 
 def test_python_examples_run(capsys):
@@ -20,3 +21,6 @@ def test_exactly_two_setup_commands():
     commands = [line for line in setup.group(1).splitlines() if line.startswith("pip ")]
     assert len(commands) == 2
     assert "pytest" in commands[1]
+    # the dev extra brings what the test command's options need (-n: pytest-xdist)
+    if " -n " in commands[1]:
+        assert "pytest-xdist" in (README_PATH.parent / "pyproject.toml").read_text()
