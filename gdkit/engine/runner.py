@@ -275,19 +275,10 @@ class _Layout:
 
     @classmethod
     def of(
-        cls,
-        spec,
-        dim,
-        lane_hp,
-        fixed_hp,
-        consts,
-        thr_scale,
-        n,
-        devices,
-        lanes_per_chunk,
-        tile,
-        backend,
+        cls, spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
     ):
+        """The layout of the lanes x0 [L, d] (the arguments of `run_lanes`)."""
+        n, dim = x0.shape
         dtype = jnp.dtype(spec.dtype)
         mesh = Mesh(np.array(devices), ("lanes",))
         names = tuple(lane_hp)
@@ -377,19 +368,8 @@ def compile_lanes_ahead(
         return None
 
     def job():
-        n, dim = x0.shape
         lay = _Layout.of(
-            spec,
-            dim,
-            lane_hp,
-            fixed_hp,
-            consts,
-            thr_scale,
-            n,
-            devices,
-            lanes_per_chunk,
-            tile,
-            backend,
+            spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
         )
         args = lay.lane_args(x0, lane_hp, keys, 0)
         carry = jax.tree.map(
@@ -434,7 +414,7 @@ def run_lanes(
     dtype = jnp.dtype(spec.dtype)
     n, dim = x0.shape
     lay = _Layout.of(
-        spec, dim, lane_hp, fixed_hp, consts, thr_scale, n, devices, lanes_per_chunk, tile, backend
+        spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
     )
     mesh, size, fixed, cst = lay.mesh, lay.size, lay.fixed, lay.cst
     tile, base = lay.tile, lay.base

@@ -240,13 +240,7 @@ def _run(p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, c
             backend = p.choice(spec).backend
             cap = chunking(p, spec, lanes.size, memory_budget, max_lanes_per_chunk, backend)[1]
             res = _runner.run_lanes(
-                spec,
-                p.x0_l[lanes],
-                p.hp(lanes),
-                p.g.fixed,
-                p.keys(spec, lanes),
-                p.consts,
-                p.divergence_threshold,
+                *_lane_inputs(p, spec, lanes),
                 p.segments,
                 p.steps,
                 p.devs,
@@ -388,13 +382,7 @@ def compile_ahead(
         backend = p.choice(spec).backend
         cap = chunking(p, spec, lanes.size, budget, cap, backend)[1]
         _runner.compile_lanes_ahead(
-            spec,
-            p.x0_l[lanes],
-            p.hp(lanes),
-            p.g.fixed,
-            p.keys(spec, lanes),
-            p.consts,
-            p.divergence_threshold,
+            *_lane_inputs(p, spec, lanes),
             p.segments,
             p.devs,
             cap,
@@ -403,6 +391,20 @@ def compile_ahead(
         )
 
     _runner.ahead(job)
+
+
+def _lane_inputs(p: Plan, spec, lanes: np.ndarray) -> tuple:
+    """What every lane program of `spec` gets for these lanes: (spec, x0, lane
+    hyperparameters, fixed ones, PRNG keys, constants, divergence threshold scale)."""
+    return (
+        spec,
+        p.x0_l[lanes],
+        p.hp(lanes),
+        p.g.fixed,
+        p.keys(spec, lanes),
+        p.consts,
+        p.divergence_threshold,
+    )
 
 
 def _trajectory_groups(p: Plan, lanes: np.ndarray) -> dict:
@@ -424,16 +426,7 @@ def _trajectories_ahead(which, p: Plan) -> None:
         which = np.array([0])
     for spec, js in _trajectory_groups(p, which).items():
         sel = which[js]
-        _runner.compile_trajectories_ahead(
-            spec,
-            p.x0_l[sel],
-            p.hp(sel),
-            p.g.fixed,
-            p.keys(spec, sel),
-            p.consts,
-            p.divergence_threshold,
-            p.steps,
-        )
+        _runner.compile_trajectories_ahead(*_lane_inputs(p, spec, sel), p.steps)
 
 
 def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
@@ -447,16 +440,7 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
     vs = np.empty((lanes.size, result.steps + 1), p.dtype)
     for spec, js in _trajectory_groups(p, lanes).items():
         sel = lanes[js]
-        xs[js], vs[js] = _runner.run_trajectories(
-            spec,
-            p.x0_l[sel],
-            p.hp(sel),
-            p.g.fixed,
-            p.keys(spec, sel),
-            p.consts,
-            p.divergence_threshold,
-            result.steps,
-        )
+        xs[js], vs[js] = _runner.run_trajectories(*_lane_inputs(p, spec, sel), result.steps)
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
 
 

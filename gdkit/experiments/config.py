@@ -457,11 +457,10 @@ def check_declared(config: ExperimentConfig) -> None:
             allowed = list(declared.params)
             for key in spec.params:
                 if key not in allowed:
-                    hint = difflib.get_close_matches(key, allowed, n=1)
-                    did = f" (did you mean {hint[0]!r}?)" if hint else ""
                     raise ConfigError(
                         f"objectives.{i}.{key}: objective {spec.name!r} has no parameter "
-                        f"{key!r}{did}; parameters: {', '.join(allowed) or '(none)'}"
+                        f"{key!r}{_did_you_mean(key, allowed)}; parameters: "
+                        f"{', '.join(allowed) or '(none)'}"
                     )
     for i, spec in enumerate(config.optimizers):
         where = f"optimizers.{i}"
@@ -472,16 +471,19 @@ def check_declared(config: ExperimentConfig) -> None:
         allowed = [*_catalog.optimizer_keys(declared), *OBJECTIVE_SETTINGS]
         for key, value in spec.hparams.items():
             if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                did = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise ConfigError(
-                    f"{where}.{key}: {spec.name} has no such hyperparameter{did};"
-                    f" allowed: {', '.join(allowed)}"
+                    f"{where}.{key}: {spec.name} has no such hyperparameter"
+                    f"{_did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}"
                 )
             try:
                 sweep_length(value)
             except ValueError as e:
                 raise ConfigError(f"{where}.{key}: {e}") from None
+
+
+def _did_you_mean(key: str, allowed: list[str]) -> str:
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 def check_names(config: ExperimentConfig) -> None:
