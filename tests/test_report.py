@@ -178,4 +178,11 @@ def test_plot_accepts_every_kind_the_readme_names(run_dir, capsys):
     path, _ = run_dir
     assert main(["plot", str(path), "--kinds", "epochs,loss"]) == 0  # epochs: not applicable
     assert main(["plot", str(path), "--kinds", "pie"]) == 2
-    assert "allowed: contour, loss, epochs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    allowed = err.split("allowed: ", 1)[1].strip().split(", ")
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    named = readme.split("`plots:` lists the figures to draw:", 1)[1]
+    named = named.split("redraws any of them", 1)[0]
+    documented = [k for k in allowed if f"`{k}`" in named]
+    assert documented == allowed, "a plot kind the CLI allows is missing from the README"
+    assert "'pie'" in err and err.count("\n") == 1
