@@ -9,7 +9,8 @@ other = reading and checking the config), plus `startup` = the process's wall ti
 did not see (Python start-up, importing the CLI, the tables and report written after the
 timings, exit), and `+plots||` = the seconds the plot worker process drew while the sweeps
 ran (not part of the wall time). The CLI's quick paths (`--help`, `list objectives`, a
-config error) are timed too.
+config error) are timed too, and so are the quickstart's floors: Python with JAX started, and
+its figures drawn alone (`gdkit plot`), which bound how fast any run of it can be.
 
   python scripts/bench_e2e.py                       # quickstart, then every other config
   python scripts/bench_e2e.py --configs quickstart  # just the quickstart
@@ -43,6 +44,7 @@ def main() -> int:
     )
     ap.add_argument("--modes", default="cold,warm", help="cold, warm or both (default both)")
     ap.add_argument("--no-cli", action="store_true", help="skip timing the CLI's quick paths")
+    ap.add_argument("--no-floors", action="store_true", help="skip timing the quickstart's floors")
     ap.add_argument(
         "--pythonpath", default=str(ROOT), help="the gdkit checkout to measure (default: this)"
     )
@@ -64,9 +66,13 @@ def main() -> int:
                 if mode == "warm" and "cold" not in modes:  # warm needs the cache filled
                     run_config(config, cache_env, pathlib.Path(tmp) / "fill")
                 if mode in modes:
-                    rows[mode] = run_config(config, cache_env, pathlib.Path(tmp) / mode)
+                    rows[mode], run_dir = run_config(config, cache_env, pathlib.Path(tmp) / mode)
                     print(row_text(config.stem, mode, rows[mode]), flush=True)
             report["configs"][config.stem] = rows
+            if config.stem == "quickstart" and not args.no_floors:
+                report["floors"] = time_floors(cache_env, run_dir)
+                for what, t in report["floors"].items():
+                    print(f"floor: {what:<40} {t['wall']:6.2f} s wall, {t['cpu']:5.2f} s CPU")
     print()
     print(table(report))
     text = json.dumps(report, indent=2)
@@ -87,8 +93,9 @@ def configs(spec: str | None) -> list[pathlib.Path]:
     return out
 
 
-def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> dict:
-    """One `gdkit run` in a fresh process: its phases (seconds) and the process's wall time."""
+def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> tuple[dict, pathlib.Path]:
+    """One `gdkit run` in a fresh process: its phases (seconds) and the process's wall time,
+    and the run directory it wrote."""
     cmd = [sys.executable, "-m", "gdkit", "run", str(config), "--no-progress", "--out", str(out)]
     cpu0 = _children_cpu()
     t = time.perf_counter()
@@ -111,12 +118,40 @@ def run_config(config: pathlib.Path, env: dict, out: pathlib.Path) -> dict:
     row["cpu"] = cpu  # user + system seconds: less sensitive to other load than wall time
     row["lane_steps"] = sum(s["lanes"] for s in meta["sweeps"]) * max(meta["steps"])
     row["arithmetic_share"] = row["run"] / wall
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, run_dir
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def time_floors(env: dict, run_dir: pathlib.Path) -> dict:
+    """What no run of the quickstart can go below with its dependencies, each in a fresh
+    process (best of two): starting Python with JAX and optax imported and the CPU back end up
+    (every run pays this before its first sweep), and drawing the quickstart's figures from
+    its saved results (`gdkit plot`, which imports JAX and matplotlib as the plot worker does).
+    A run's CPU time cannot fall below their sum; its wall time, on two cores, below about
+    half of it."""
+    cases = {
+        "python + import jax, optax + CPU back end": [
+            "-c",
+            "import jax, optax; jax.devices()",
+        ],
+        "gdkit plot <the quickstart's figures>": ["-m", "gdkit", "plot", str(run_dir)],
+    }
+    return {what: _best(argv, env, run_dir.parent, 2) for what, argv in cases.items()}
+
+
+def _best(argv: list[str], env: dict, cwd: pathlib.Path, tries: int) -> dict:
+    """The best wall time and the best CPU time (user + system) of `python ARGV` over tries."""
+    best = cpu = float("inf")
+    for _ in range(tries):
+        cpu0, t = _children_cpu(), time.perf_counter()
+        subprocess.run([sys.executable, *argv], env=env, capture_output=True, cwd=cwd)
+        best = min(best, time.perf_counter() - t)
+        cpu = min(cpu, _children_cpu() - cpu0)
+    return {"wall": round(best, 3), "cpu": round(cpu, 3)}
 
 
 def time_cli(env: dict) -> dict:
@@ -130,18 +165,11 @@ def time_cli(env: dict) -> dict:
             "gdkit list": ["list"],
             "gdkit run <config error>": ["run", str(bad)],
         }
-        out = {}
-        for what, argv in cases.items():
-            best = cpu = float("inf")
-            for _ in range(3):  # the best of three: wall time, and CPU time (less load-bound)
-                cpu0, t = _children_cpu(), time.perf_counter()
-                subprocess.run(
-                    [sys.executable, "-m", "gdkit", *argv], env=env, capture_output=True, cwd=tmp
-                )
-                best = min(best, time.perf_counter() - t)
-                cpu = min(cpu, _children_cpu() - cpu0)
-            out[what] = {"wall": round(best, 3), "cpu": round(cpu, 3)}
-    return out
+        # the best of three: wall time, and CPU time (less load-bound)
+        return {
+            what: _best(["-m", "gdkit", *argv], env, pathlib.Path(tmp), 3)
+            for what, argv in cases.items()
+        }
 
 
 def row_text(name: str, mode: str, row: dict) -> str:
