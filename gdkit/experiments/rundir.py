@@ -29,6 +29,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import zipfile
 
 import numpy as np
 
@@ -441,8 +442,13 @@ def write_curves(path: pathlib.Path, results: list[SweepResult]) -> None:
         cols = np.searchsorted(step, r.history_steps)
         loss[row : row + r.lanes, cols] = r.history.reshape(r.lanes, -1)
         row += r.lanes
-    with open(path, "wb") as f:
-        np.savez_compressed(f, loss=loss, step=step, run_id=np.arange(len(loss)))
+    arrays = {"loss": loss, "step": step, "run_id": np.arange(len(loss))}
+    # Deflate at level 1, not savez_compressed's 6: loss curves are float noise to zlib, and
+    # level 6 took 0.6 s of the quickstart's 0.7 s of writing for a file 1.8% smaller.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, value in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
 
 
 def load_results(run_dir: pathlib.Path) -> list[SweepResult]:
