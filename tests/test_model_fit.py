@@ -156,3 +156,38 @@ plots: []
     with open(run_dir / "runs.csv") as f:
         rows = list(csv.DictReader(f))
     assert {"b1", "b2", "evals_f", "evals_jac"} <= set(rows[0])
+
+
+def test_a_relative_csv_is_read_from_the_config_files_folder(tmp_path, monkeypatch):
+    # from any working directory; a --set path from the working directory; the run
+    # directory's config names the file absolutely, so plot and resume find it from anywhere
+    (tmp_path / "cfg" / "data").mkdir(parents=True)
+    _write_csv(tmp_path / "cfg" / "data" / "m.csv", MISRA1A.x, MISRA1A.y)
+    _write_csv(tmp_path / "here.csv", MISRA1A.x, MISRA1A.y)
+    path = tmp_path / "cfg" / "fit.yaml"
+    path.write_text(
+        f"""
+name: misra1a
+objectives: [{{model: "{MISRA1A_MODEL}", csv: data/m.csv, x: [x], y: y}}]
+optimizers: [{{name: gauss_newton}}]
+starts: {{kind: list, points: [[250, 5.0e-4]]}}
+steps: 20
+dtype: float64
+plots: []
+"""
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = config_mod.load(path)
+    assert cfg.objectives[0].params["csv"] == str(tmp_path / "cfg" / "data" / "m.csv")
+    monkeypatch.chdir(tmp_path)
+    cfg = config_mod.load(path, ["objectives.0.csv=here.csv"])
+    assert cfg.objectives[0].params["csv"] == str(tmp_path / "here.csv")
+    monkeypatch.chdir(elsewhere)
+    assert main(["run", str(path), "--out", "runs", "--no-progress"]) == 0
+    (run_dir,) = (elsewhere / "runs").iterdir()
+    monkeypatch.chdir(tmp_path / "cfg")
+    saved = config_mod.load(run_dir / "config.yaml")
+    assert saved.objectives[0].params["csv"] == str(tmp_path / "cfg" / "data" / "m.csv")
+    assert main(["plot", str(run_dir), "--kinds", "fit"]) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import pathlib
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -340,10 +341,24 @@ def load(
     raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    config = validate(apply_overrides(raw, overrides), allow_import=allow_import)
+    raw = _data_paths(raw, path.parent)  # the file's paths are relative to the file
+    raw = _data_paths(apply_overrides(raw, overrides), pathlib.Path.cwd())  # --set's: to cwd
+    config = validate(raw, allow_import=allow_import)
     if check:
         check_names(config)
     return config
+
+
+def _data_paths(raw: dict, base: pathlib.Path) -> dict:
+    """`raw` with each model entry's relative `csv:` path made absolute against `base`, so
+    that a config finds its data from any working directory, and the run directory's copy
+    of the config names the same file wherever it is read again (resume, plot)."""
+    entries = raw.get("objectives")
+    for entry in entries if isinstance(entries, list) else ():
+        csv = entry.get("csv") if isinstance(entry, dict) and "model" in entry else None
+        if isinstance(csv, str) and csv:
+            entry["csv"] = os.path.normpath(base.absolute() / os.path.expanduser(csv))
+    return raw
 
 
 def validate(raw: dict, *, allow_import: bool = False) -> ExperimentConfig:
