@@ -10,13 +10,20 @@ bit, and a loaded program computes the same numbers as a freshly compiled one.
 `gdkit run` uses it unless `--no-cache` or `GDKIT_NO_CACHE=1`; in Python call
 `gdkit.enable_compilation_cache()` first thing. `gdkit cache clear` (or `rm -rf` of the folder
 `gdkit cache dir` prints) empties it.
+
+The same folder keeps small facts that take long to find and are a function of a traced
+program (`stored` / `store`, keyed by the program's text), e.g. which optimizer-state leaves
+a sweep's lanes can share.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pathlib
 import shutil
+from typing import Any
 
 NO_CACHE_ENV = "GDKIT_NO_CACHE"
 
@@ -70,6 +77,49 @@ def enable_compilation_cache(root: str | os.PathLike | None = None) -> pathlib.P
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return path
+
+
+def enabled() -> bool:
+    """Whether the persistent cache is on in this process."""
+    import jax
+
+    return bool(jax.config.jax_compilation_cache_dir)
+
+
+def stored(kind: str, key: str) -> Any:
+    """The JSON value `store(kind, key, value)` kept, or None: the cache is off, nothing is
+    kept under `key`, or the entry cannot be read."""
+    path = _entry(kind, key)
+    try:
+        return None if path is None else json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store(kind: str, key: str, value: Any) -> None:
+    """Keeps `value` (JSON) under `key` in the cache folder, atomically; nothing when the
+    cache is off or the folder is not writable (the value is then found again next time)."""
+    path = _entry(kind, key)
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _entry(kind: str, key: str) -> pathlib.Path | None:
+    """`<cache folder>/<kind>/<sha256 of key>.json`, None while the cache is off."""
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    if not folder:
+        return None
+    digest = hashlib.sha256(f"{jax.__version__}\n{key}".encode()).hexdigest()
+    return pathlib.Path(folder) / kind / f"{digest}.json"
 
 
 def disable_compilation_cache() -> None:

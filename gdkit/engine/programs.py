@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gdkit import _cache
 from gdkit.objectives import Objective
 from gdkit.optimizers import linesearch as _ls
 
@@ -137,52 +138,92 @@ def state_axes(spec: Spec, dim: int):
 
     Lane-independent leaves (Adam's step count, say) stay shared by all lanes, so what depends
     only on them (Adam's bias corrections b**t) is computed once per step, not once per lane.
-    Found by tracing: vmap refuses out_axes=None for a lane-dependent output, so a leaf is
-    shared only when both init and step accept it.
+    Found by tracing (`can_share`). Only integer leaves (step and evaluation counters) are
+    tried: a float leaf of a lane's state follows its x, and each try traces the step, which
+    takes ~0.1 s with a line search's while loops. All of them are tried at once first, then
+    one by one (in order, each kept if the step still traces). With the persistent cache on,
+    the answer is kept there, keyed by the text of one lane's init and step programs (what
+    vmap decides from), so a later process traces each once instead.
     """
+    leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
+    candidates = [i for i, s in enumerate(leaves) if jnp.issubdtype(s.dtype, jnp.integer)]
+    text = _lane_programs_text(spec, dim) if candidates and _cache.enabled() else None
+    kept = None if text is None else _cache.stored("state-axes", text)
+    if isinstance(kept, list) and set(kept) <= set(candidates):
+        shared = set(kept)
+    else:
+        shared = set(candidates)
+        if not can_share(spec, dim, shared):
+            shared = set()
+            for i in candidates:
+                if can_share(spec, dim, shared | {i}):
+                    shared.add(i)
+        if text is not None:
+            _cache.store("state-axes", text, sorted(shared))
+    return tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
+
+
+@functools.lru_cache(maxsize=256)
+def _lane_state(spec: Spec, dim: int):
+    """One lane's optimizer state, as shapes."""
+    dt = jnp.dtype(spec.dtype)
+    return jax.eval_shape(
+        lambda x, h, f: _optimizer(spec, {**h, **f}).init(x),
+        jax.ShapeDtypeStruct((dim,), dt),
+        {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names},
+        {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names},
+    )
+
+
+def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
+    """Whether all lanes can share the state leaves numbered `shared`: vmap refuses
+    out_axes=None for a lane-dependent output, so they can when both init and step accept it
+    (traced for two lanes, nothing computed)."""
     dt = jnp.dtype(spec.dtype)
     x = jax.ShapeDtypeStruct((2, dim), dt)
     hp = {n: jax.ShapeDtypeStruct((2,), dt) for n in spec.lane_names}
     fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
     key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.keyed else None
-    one = jax.eval_shape(
-        lambda x, h, f: _optimizer(spec, {**h, **f}).init(x),
-        jax.ShapeDtypeStruct((dim,), dt),
-        {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names},
-        fx,
+    leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
+    axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
+    state = tree.unflatten(
+        [s if i in shared else jax.ShapeDtypeStruct((2, *s.shape), s.dtype) for i, s in
+         enumerate(leaves)]
+    )  # fmt: skip
+
+    def init(x, hp, fx):
+        lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731
+        return jax.vmap(lane, out_axes=axes)(x, hp)
+
+    def step(x, state, key, hp, fx):
+        lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0, k)  # noqa: E731
+        out_axes = (0, 0, 0, axes, 0)
+        return jax.vmap(lane, in_axes=(0, axes, 0, 0), out_axes=out_axes)(x, state, key, hp)
+
+    try:
+        jax.eval_shape(init, x, hp, fx)
+        jax.eval_shape(step, x, state, key, hp, fx)
+    except ValueError:
+        return False
+    return True
+
+
+def _lane_programs_text(spec: Spec, dim: int) -> str:
+    """The text of one lane's init and step (jaxprs: every primitive, shape and dtype), and
+    which of their inputs are per lane: what vmap's decisions follow from."""
+    dt = jnp.dtype(spec.dtype)
+    x = jax.ShapeDtypeStruct((dim,), dt)
+    hp = {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names}
+    fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32) if spec.keyed else None
+    state = _lane_state(spec, dim)
+    init = jax.make_jaxpr(lambda x, h, f: _optimizer(spec, {**h, **f}).init(x))(x, hp, fx)
+    step = jax.make_jaxpr(lambda x, s, k, h, f: _lane_update(spec, x, s, k, {**h, **f}, 0.0, k))(
+        x, state, key, hp, fx
     )
-    leaves, tree = jax.tree.flatten(one)
-
-    def ok(shared):
-        axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
-        state = tree.unflatten(
-            [
-                s if i in shared else jax.ShapeDtypeStruct((2, *s.shape), s.dtype)
-                for i, s in enumerate(leaves)
-            ]
-        )
-
-        def init(x, hp, fx):
-            lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731
-            return jax.vmap(lane, out_axes=axes)(x, hp)
-
-        def step(x, state, key, hp, fx):
-            lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0, k)  # noqa: E731
-            out_axes = (0, 0, 0, axes, 0)
-            return jax.vmap(lane, in_axes=(0, axes, 0, 0), out_axes=out_axes)(x, state, key, hp)
-
-        try:
-            jax.eval_shape(init, x, hp, fx)
-            jax.eval_shape(step, x, state, key, hp, fx)
-        except ValueError:
-            return False
-        return True
-
-    shared: set[int] = set()
-    for i in range(len(leaves)):
-        if ok(shared | {i}):
-            shared.add(i)
-    return tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
+    which = f"per lane {spec.lane_names}, shared {spec.fixed_names}, keyed {spec.keyed}"
+    tree = jax.tree.structure(state)
+    return f"state-axes 1\ndim {dim}\n{which}\n{tree}\n{init}\n{step}"
 
 
 def carry_axes(spec: Spec, dim: int) -> dict:
