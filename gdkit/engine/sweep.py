@@ -371,8 +371,11 @@ def compile_ahead(
     one, so that XLA (which releases the GIL) compiles on another core meanwhile. The sweep
     then finds them compiled, or waits for them. Nothing is run and nothing changes in what
     the sweep computes. Also `gdkit.sweep.compile_ahead`. Arguments as for `sweep`; errors in
-    them are left for the sweep itself to raise."""
-    kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint", "trajectories")}
+    them are left for the sweep itself to raise. With `trajectories`, their programs are
+    compiled next (as the sweep would start them: for named lanes, the program of one lane
+    where all lanes share one)."""
+    trajectories = kw.pop("trajectories", None)
+    kw = {k: v for k, v in kw.items() if k not in ("progress", "checkpoint")}
 
     def job():
         p = resolve(objective, optimizer, **kw)
@@ -389,6 +392,9 @@ def compile_ahead(
             backend,
             p.tile_lanes,
         )
+        if trajectories is not None:  # queued behind the init and chunk programs
+            named = isinstance(trajectories, str)
+            _trajectories_ahead(trajectories if named else _trajectory_lanes(trajectories, p.n), p)
 
     _runner.ahead(job)
 

@@ -119,6 +119,12 @@ def path_lanes(config: ExperimentConfig, job: Job) -> list[int]:
     return list(dict.fromkeys(lanes))
 
 
+def paths_of(config: ExperimentConfig, job: Job) -> list[int] | str:
+    """The lanes whose full trajectories a job records: `path_lanes`, else the
+    representative lane."""
+    return path_lanes(config, job) or "representative"
+
+
 def _same(value, wanted) -> bool:
     if isinstance(value, str) or isinstance(wanted, str):
         return str(value) == str(wanted)
@@ -156,12 +162,13 @@ def run(
         if result is None:
             later = [k for k in todo if k > i]
             if later:  # the next sweep's programs compile while this one compiles and runs
-                compile_ahead(**sweep_arguments(config, jobs[later[0]]))
+                nxt = jobs[later[0]]
+                compile_ahead(**sweep_arguments(config, nxt), trajectories=paths_of(config, nxt))
             label = f"{i + 1}/{len(jobs)} {job.objective.name} / {job.optimizer}"
             result = sweep(
                 **sweep_arguments(config, job),
                 progress=label if progress else False,
-                trajectories=path_lanes(config, job) or "representative",
+                trajectories=paths_of(config, job),
                 checkpoint=None if checkpoint is None else checkpoint(i, job),
             )
             if on_result is not None:
