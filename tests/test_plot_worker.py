@@ -76,9 +76,12 @@ def test_worker_draws_the_in_process_figures_byte_for_byte(saved, here, tmp_path
     cfg, pairs, files = saved
     plotter = Plotter(cfg.plots.kinds, cfg.plots.paths, x64=False)
     assert plotter._pool is not None  # a worker was started
+    plotter._ready.result(timeout=120)  # and is up
     _add_all(plotter, cfg, pairs, files, tmp_path / "worker")
     plotter.finish()
-    assert plotter.worker_seconds > 0
+    # six figures, queued at once: the worker draws from the first on, this process from
+    # the last, each one that the other has not begun
+    assert plotter.worker_seconds > 0 and plotter.drawn_here > 0
     assert _same_pngs(here, tmp_path / "worker") == []
 
 
@@ -88,7 +91,7 @@ def test_in_process_plotter_draws_the_same(saved, here, tmp_path):
     assert plotter._pool is None
     _add_all(plotter, cfg, pairs, files, tmp_path / "also")
     plotter.finish()
-    assert plotter.worker_seconds == 0
+    assert plotter.worker_seconds == 0 and plotter.drawn_here == 6
     assert _same_pngs(here, tmp_path / "also") == []
 
 

@@ -99,14 +99,10 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
         if cfg.plots.kinds and cfg.distributed is None and not args.dry_run:
             from gdkit.experiments.plot_worker import Plotter
 
-            # A worker only helps where an objective's figures can be drawn while another's
-            # sweeps run; it starts before JAX is imported here, so its imports overlap ours.
-            plotter = Plotter(
-                cfg.plots.kinds,
-                cfg.plots.paths,
-                x64=cfg.dtype == "float64",
-                in_process=len(cfg.objectives) < 2,
-            )
+            # The worker draws an objective's figures while later sweeps run, and shares
+            # those left at the end with this process; it starts before JAX is imported
+            # here, so its imports overlap ours.
+            plotter = Plotter(cfg.plots.kinds, cfg.plots.paths, x64=cfg.dtype == "float64")
             held.callback(plotter.close)
         with clock("import"):
             backend = _select_platform(cfg.platform, cfg.dtype)  # before JAX computes anything

@@ -10,14 +10,20 @@ directory (they are saved there anyway), rebuilds the objective from its config 
 `gdkit.plots.draw` on JAX's CPU back end at the run's precision: the figures are the ones
 the run's own process would draw.
 
-With a single core, or where no worker starts, or when the worker dies, the figures are
-drawn in the run's own process instead.
+Each kind of figure of an objective is a task of its own, drawn by whichever process claims
+it first (an exclusively created file per task). Once the sweeps are done, `finish` claims
+the tasks the worker has not begun, last first, and draws them in the run's own process
+while the worker draws the rest: the two cores share the figures that are
+left (a config with one objective has all of them left). With a single core, or where no
+worker starts, or when the worker dies, the figures are drawn in the run's own process.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -39,9 +45,10 @@ def usable_cores() -> int:
 class Plotter:
     """Draws each objective's figures (`add`) in a worker process, or here (`in_process`).
 
-    `finish()` waits until every figure is written, draws here whatever the worker could not,
-    and re-raises the first error a drawing raised. `worker_seconds` is the time the worker
-    spent drawing (alongside the sweeps); the caller times `finish` itself.
+    `finish()` draws here the kinds the worker has not begun and whatever it could not, waits
+    until every figure is written, and re-raises the first error a drawing raised.
+    `worker_seconds` is the time the worker spent drawing, `drawn_here` the kinds drawn in
+    this process; the caller times `finish` itself.
     """
 
     def __init__(
@@ -52,8 +59,9 @@ class Plotter:
         in_process: bool = False,
     ):
         self.kinds, self.paths = tuple(kinds), paths
-        self.worker_seconds = 0.0
-        self._jobs: list[tuple[Future | None, Objective, list[SweepResult], str]] = []
+        self.worker_seconds, self.drawn_here = 0.0, 0
+        self._claims: str | None = None  # the folder of the tasks' claim files
+        self._jobs: list[tuple[Future | None, Objective, list[SweepResult], str, str]] = []
         self._pool: ProcessPoolExecutor | None = None
         if in_process or usable_cores() < 2:
             return
@@ -76,50 +84,78 @@ class Plotter:
     ) -> None:
         """One objective's results, all of its sweeps done, to draw into `out_dir`: `spec`
         is its config entry (the worker builds the objective from it) and `files` its saved
-        results, in order."""
-        future = None
-        if self._pool is not None:
-            try:
-                args = ([str(f) for f in files], str(out_dir), self.kinds, self.paths)
-                future = self._pool.submit(_draw, spec, *args)
-            except (BrokenProcessPool, RuntimeError):
-                self._pool = None
-        self._jobs.append((future, objective, list(results), str(out_dir)))
+        results, in order. One worker task per kind of figure."""
+        names = [str(f) for f in files]
+        for kind in self.kinds:
+            future = None
+            if self._pool is not None:
+                claim = self._claim(len(self._jobs))
+                try:
+                    args = (spec, names, str(out_dir), (kind,), self.paths, claim)
+                    future = self._pool.submit(_draw, *args)
+                except (BrokenProcessPool, RuntimeError):
+                    self._pool = None
+            self._jobs.append((future, objective, list(results), str(out_dir), kind))
+
+    def _claim(self, task: int) -> str:
+        """The file whose creation claims task number `task` for one process."""
+        if self._claims is None:
+            self._claims = tempfile.mkdtemp(prefix="gdkit-plots-")
+        return os.path.join(self._claims, str(task))
 
     def finish(self) -> None:
-        """Waits for the worker, then draws here what it did not draw."""
+        """Draws here, last first, the kinds the worker has not begun, then waits for the
+        worker's and draws here what it could not draw."""
         error = None
-        for future, objective, results, out_dir in self._jobs:
-            if future is not None:
-                try:
-                    _written, seconds = future.result()
-                    self.worker_seconds += seconds
-                    continue
-                except BrokenProcessPool:  # the worker died (killed, out of memory): draw here
-                    pass
-                except Exception as e:
-                    error = error or e
-                    continue
+        todo = list(self._jobs)
+        while todo and (todo[-1][0] is None or _claimed(self._claim(len(todo) - 1))):
+            _future, objective, results, out_dir, kind = todo.pop()
+            error = self._here(objective, results, out_dir, kind, error)
+        for future, objective, results, out_dir, kind in todo:
             try:
-                self._draw_here(objective, results, out_dir)
+                _written, seconds = future.result()
+                self.worker_seconds += seconds
+                continue
+            except BrokenProcessPool:  # the worker died (killed, out of memory): draw here
+                pass
             except Exception as e:
                 error = error or e
+                continue
+            error = self._here(objective, results, out_dir, kind, error)
         self._jobs.clear()
         self.close()
         if error is not None:
             raise error
 
+    def _here(self, objective, results, out_dir, kind, error):
+        """Draws one kind in this process; -> the first error so far."""
+        from gdkit import plots
+
+        try:
+            plots.draw(
+                results, {objective.name: objective}, out_dir, kinds=(kind,), paths=self.paths
+            )
+        except Exception as e:
+            return error or e
+        self.drawn_here += 1
+        return error
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self._claims is not None:
+            shutil.rmtree(self._claims, ignore_errors=True)
+            self._claims = None
 
-    def _draw_here(self, objective: Objective, results: list[SweepResult], out_dir: str) -> None:
-        from gdkit import plots
 
-        plots.draw(
-            results, {objective.name: objective}, out_dir, kinds=self.kinds, paths=self.paths
-        )
+def _claimed(path: str) -> bool:
+    """Claims a task for this process: True if no other process claimed it before."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _start(x64: bool) -> None:
@@ -138,12 +174,14 @@ def _ready() -> bool:
     return True
 
 
-def _draw(spec, files, out_dir, kinds, paths) -> tuple[list[str], float]:
+def _draw(spec, files, out_dir, kinds, paths, claim) -> tuple[list[str], float]:
     from gdkit import plots
     from gdkit.experiments import rundir
     from gdkit.experiments.config import build_objective
 
     t = time.perf_counter()
+    if not _claimed(claim):  # the run's own process took it
+        return [], 0.0
     objective = build_objective(spec)
     results = [rundir.load_result(pathlib.Path(f)) for f in files]
     written = plots.draw(results, {objective.name: objective}, out_dir, kinds=kinds, paths=paths)
