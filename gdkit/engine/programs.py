@@ -186,10 +186,8 @@ def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
     key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.keyed else None
     leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
     axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
-    state = tree.unflatten(
-        [s if i in shared else jax.ShapeDtypeStruct((2, *s.shape), s.dtype) for i, s in
-         enumerate(leaves)]
-    )  # fmt: skip
+    per_lane = [jax.ShapeDtypeStruct((2, *s.shape), s.dtype) for s in leaves]
+    state = tree.unflatten([s if i in shared else per_lane[i] for i, s in enumerate(leaves)])
 
     def init(x, hp, fx):
         lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731

@@ -13,9 +13,9 @@ the run's own process would draw.
 Each kind of figure of an objective is a task of its own, drawn by whichever process claims
 it first (an exclusively created file per task). Once the sweeps are done, `finish` claims
 the tasks the worker has not begun, last first, and draws them in the run's own process
-while the worker draws the rest: the two cores share the figures that are
-left (a config with one objective has all of them left). With a single core, or where no
-worker starts, or when the worker dies, the figures are drawn in the run's own process.
+while the worker draws the rest: the two cores share the figures that are left (a config
+with one objective has all of them left). With a single core, or where no worker starts,
+or when the worker dies, the figures are drawn in the run's own process.
 """
 
 from __future__ import annotations
@@ -89,11 +89,11 @@ class Plotter:
         for kind in self.kinds:
             future = None
             if self._pool is not None:
-                claim = self._claim(len(self._jobs))
                 try:
+                    claim = self._claim(len(self._jobs))
                     args = (spec, names, str(out_dir), (kind,), self.paths, claim)
                     future = self._pool.submit(_draw, *args)
-                except (BrokenProcessPool, RuntimeError):
+                except (BrokenProcessPool, RuntimeError, OSError):  # no worker, no temp folder
                     self._pool = None
             self._jobs.append((future, objective, list(results), str(out_dir), kind))
 
