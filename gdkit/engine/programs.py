@@ -163,44 +163,50 @@ def state_axes(spec: Spec, dim: int):
     return tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
 
 
+def _input_shapes(spec: Spec, dim: int, lanes: tuple[int, ...]):
+    """Shapes of (x, per-lane hyperparameters, shared ones, PRNG key) for `lanes` = () (one
+    lane) or (L,) (L lanes)."""
+    dt = jnp.dtype(spec.dtype)
+    x = jax.ShapeDtypeStruct((*lanes, dim), dt)
+    hp = {n: jax.ShapeDtypeStruct(lanes, dt) for n in spec.lane_names}
+    fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
+    key = jax.ShapeDtypeStruct((*lanes, 2), jnp.uint32) if spec.keyed else None
+    return x, hp, fx, key
+
+
+def _lane_fns(spec: Spec):
+    """One lane's optimizer init (x, hp, fx) and step (x, state, key, hp, fx)."""
+
+    def init(x, hp, fx):
+        return _optimizer(spec, {**hp, **fx}).init(x)
+
+    def step(x, state, key, hp, fx):
+        return _lane_update(spec, x, state, key, {**hp, **fx}, 0.0, key)
+
+    return init, step
+
+
 @functools.lru_cache(maxsize=256)
 def _lane_state(spec: Spec, dim: int):
     """One lane's optimizer state, as shapes."""
-    dt = jnp.dtype(spec.dtype)
-    return jax.eval_shape(
-        lambda x, h, f: _optimizer(spec, {**h, **f}).init(x),
-        jax.ShapeDtypeStruct((dim,), dt),
-        {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names},
-        {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names},
-    )
+    x, hp, fx, _key = _input_shapes(spec, dim, ())
+    return jax.eval_shape(_lane_fns(spec)[0], x, hp, fx)
 
 
 def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
     """Whether all lanes can share the state leaves numbered `shared`: vmap refuses
     out_axes=None for a lane-dependent output, so they can when both init and step accept it
     (traced for two lanes, nothing computed)."""
-    dt = jnp.dtype(spec.dtype)
-    x = jax.ShapeDtypeStruct((2, dim), dt)
-    hp = {n: jax.ShapeDtypeStruct((2,), dt) for n in spec.lane_names}
-    fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
-    key = jax.ShapeDtypeStruct((2, 2), jnp.uint32) if spec.keyed else None
+    x, hp, fx, key = _input_shapes(spec, dim, (2,))
+    init, step = _lane_fns(spec)
     leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
     axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
     per_lane = [jax.ShapeDtypeStruct((2, *s.shape), s.dtype) for s in leaves]
     state = tree.unflatten([s if i in shared else per_lane[i] for i, s in enumerate(leaves)])
-
-    def init(x, hp, fx):
-        lane = lambda x, h: _optimizer(spec, {**h, **fx}).init(x)  # noqa: E731
-        return jax.vmap(lane, out_axes=axes)(x, hp)
-
-    def step(x, state, key, hp, fx):
-        lane = lambda x, s, k, h: _lane_update(spec, x, s, k, {**h, **fx}, 0.0, k)  # noqa: E731
-        out_axes = (0, 0, 0, axes, 0)
-        return jax.vmap(lane, in_axes=(0, axes, 0, 0), out_axes=out_axes)(x, state, key, hp)
-
     try:
-        jax.eval_shape(init, x, hp, fx)
-        jax.eval_shape(step, x, state, key, hp, fx)
+        jax.eval_shape(jax.vmap(init, in_axes=(0, 0, None), out_axes=axes), x, hp, fx)
+        lanes_step = jax.vmap(step, in_axes=(0, axes, 0, 0, None), out_axes=(0, 0, 0, axes, 0))
+        jax.eval_shape(lanes_step, x, state, key, hp, fx)
     except ValueError:
         return False
     return True
@@ -209,19 +215,14 @@ def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
 def _lane_programs_text(spec: Spec, dim: int) -> str:
     """The text of one lane's init and step (jaxprs: every primitive, shape and dtype), and
     which of their inputs are per lane: what vmap's decisions follow from."""
-    dt = jnp.dtype(spec.dtype)
-    x = jax.ShapeDtypeStruct((dim,), dt)
-    hp = {n: jax.ShapeDtypeStruct((), dt) for n in spec.lane_names}
-    fx = {n: jax.ShapeDtypeStruct((), dt) for n in spec.fixed_names}
-    key = jax.ShapeDtypeStruct((2,), jnp.uint32) if spec.keyed else None
+    x, hp, fx, key = _input_shapes(spec, dim, ())
+    init, step = _lane_fns(spec)
     state = _lane_state(spec, dim)
-    init = jax.make_jaxpr(lambda x, h, f: _optimizer(spec, {**h, **f}).init(x))(x, hp, fx)
-    step = jax.make_jaxpr(lambda x, s, k, h, f: _lane_update(spec, x, s, k, {**h, **f}, 0.0, k))(
-        x, state, key, hp, fx
-    )
+    init_text = jax.make_jaxpr(init)(x, hp, fx)
+    step_text = jax.make_jaxpr(step)(x, state, key, hp, fx)
     which = f"per lane {spec.lane_names}, shared {spec.fixed_names}, keyed {spec.keyed}"
     tree = jax.tree.structure(state)
-    return f"state-axes 1\ndim {dim}\n{which}\n{tree}\n{init}\n{step}"
+    return f"state-axes 1\ndim {dim}\n{which}\n{tree}\n{init_text}\n{step_text}"
 
 
 def carry_axes(spec: Spec, dim: int) -> dict:

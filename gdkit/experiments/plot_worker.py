@@ -10,12 +10,13 @@ directory (they are saved there anyway), rebuilds the objective from its config 
 `gdkit.plots.draw` on JAX's CPU back end at the run's precision: the figures are the ones
 the run's own process would draw.
 
-Each kind of figure of an objective is a task of its own, drawn by whichever process claims
-it first (an exclusively created file per task). Once the sweeps are done, `finish` claims
-the tasks the worker has not begun, last first, and draws them in the run's own process
-while the worker draws the rest: the two cores share the figures that are left (a config
-with one objective has all of them left). With a single core, or where no worker starts,
-or when the worker dies, the figures are drawn in the run's own process.
+Each kind of figure of an objective is a task of its own (`gdkit.plots.tasks`: a kind that
+another draws too goes with it), drawn by whichever process claims it first (an exclusively
+created file per task). Once the sweeps are done, `finish` claims the tasks the worker has
+not begun, last first, and draws them in the run's own process while the worker draws the
+rest: the two cores share the figures that are left (a config with one objective has all of
+them left). With a single core, or where no worker starts, or when the worker dies, the
+figures are drawn in the run's own process.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def usable_cores() -> int:
 class Plotter:
     """Draws each objective's figures (`add`) in a worker process, or here (`in_process`).
 
-    `finish()` draws here the kinds the worker has not begun and whatever it could not, waits
+    `finish()` draws here the tasks the worker has not begun and whatever it could not, waits
     until every figure is written, and re-raises the first error a drawing raised.
-    `worker_seconds` is the time the worker spent drawing, `drawn_here` the kinds drawn in
+    `worker_seconds` is the time the worker spent drawing, `drawn_here` the tasks drawn in
     this process; the caller times `finish` itself.
     """
 
@@ -61,7 +62,9 @@ class Plotter:
         self.kinds, self.paths = tuple(kinds), paths
         self.worker_seconds, self.drawn_here = 0.0, 0
         self._claims: str | None = None  # the folder of the tasks' claim files
-        self._jobs: list[tuple[Future | None, Objective, list[SweepResult], str, str]] = []
+        self._jobs: list[
+            tuple[Future | None, Objective, list[SweepResult], str, tuple[str, ...]]
+        ] = []
         self._pool: ProcessPoolExecutor | None = None
         if in_process or usable_cores() < 2:
             return
@@ -84,18 +87,20 @@ class Plotter:
     ) -> None:
         """One objective's results, all of its sweeps done, to draw into `out_dir`: `spec`
         is its config entry (the worker builds the objective from it) and `files` its saved
-        results, in order. One worker task per kind of figure."""
+        results, in order. One worker task per kind of figure (`plots.tasks`)."""
+        from gdkit import plots
+
         names = [str(f) for f in files]
-        for kind in self.kinds:
+        for task in plots.tasks(self.kinds):
             future = None
             if self._pool is not None:
                 try:
                     claim = self._claim(len(self._jobs))
-                    args = (spec, names, str(out_dir), (kind,), self.paths, claim)
+                    args = (spec, names, str(out_dir), task, self.paths, claim)
                     future = self._pool.submit(_draw, *args)
                 except (BrokenProcessPool, RuntimeError, OSError):  # no worker, no temp folder
                     self._pool = None
-            self._jobs.append((future, objective, list(results), str(out_dir), kind))
+            self._jobs.append((future, objective, list(results), str(out_dir), task))
 
     def _claim(self, task: int) -> str:
         """The file whose creation claims task number `task` for one process."""
@@ -104,14 +109,14 @@ class Plotter:
         return os.path.join(self._claims, str(task))
 
     def finish(self) -> None:
-        """Draws here, last first, the kinds the worker has not begun, then waits for the
+        """Draws here, last first, the tasks the worker has not begun, then waits for the
         worker's and draws here what it could not draw."""
         error = None
         todo = list(self._jobs)
         while todo and (todo[-1][0] is None or _claimed(self._claim(len(todo) - 1))):
-            _future, objective, results, out_dir, kind = todo.pop()
-            error = self._here(objective, results, out_dir, kind, error)
-        for future, objective, results, out_dir, kind in todo:
+            _future, objective, results, out_dir, task = todo.pop()
+            error = self._here(objective, results, out_dir, task, error)
+        for future, objective, results, out_dir, task in todo:
             try:
                 _written, seconds = future.result()
                 self.worker_seconds += seconds
@@ -121,20 +126,18 @@ class Plotter:
             except Exception as e:
                 error = error or e
                 continue
-            error = self._here(objective, results, out_dir, kind, error)
+            error = self._here(objective, results, out_dir, task, error)
         self._jobs.clear()
         self.close()
         if error is not None:
             raise error
 
-    def _here(self, objective, results, out_dir, kind, error):
-        """Draws one kind in this process; -> the first error so far."""
+    def _here(self, objective, results, out_dir, task, error):
+        """Draws one task's kinds in this process; -> the first error so far."""
         from gdkit import plots
 
         try:
-            plots.draw(
-                results, {objective.name: objective}, out_dir, kinds=(kind,), paths=self.paths
-            )
+            plots.draw(results, {objective.name: objective}, out_dir, kinds=task, paths=self.paths)
         except Exception as e:
             return error or e
         self.drawn_here += 1

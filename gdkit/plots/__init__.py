@@ -53,7 +53,25 @@ KINDS = ("contour", "loss", "loss_time", "epochs", "lr_sensitivity", "surface", 
 # machine and run to run (every other figure is the same numbers for the same config).
 DEFAULT_KINDS = tuple(k for k in KINDS if k != "loss_time")
 
+# Figures a kind draws besides its own ("loss" draws the epochs figure where it applies).
+_ALSO = {"loss": ("epochs",)}
+
 _log = logging.getLogger(__name__)
+
+
+def tasks(kinds: Sequence[str]) -> list[tuple[str, ...]]:
+    """`kinds` in groups that `draw` can draw independently (in separate processes) without
+    drawing a figure twice: a kind another listed kind draws too joins that kind's group.
+
+      >>> tasks(["contour", "loss", "epochs", "fit"])
+      [('contour',), ('loss', 'epochs'), ('fit',)]
+    """
+    joined = {k for kind in kinds for k in _ALSO.get(kind, ()) if k in kinds}
+    return [
+        (kind, *(k for k in _ALSO.get(kind, ()) if k in kinds))
+        for kind in kinds
+        if kind not in joined
+    ]
 
 
 def draw(
@@ -154,4 +172,5 @@ __all__ = [
     "slug",
     "stability_edge",
     "surface",
+    "tasks",
 ]
