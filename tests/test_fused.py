@@ -1,6 +1,7 @@
-"""The fused trajectory kernel (gdkit.engine.fused) against the XLA path, on the CPU.
+"""The fused trajectory kernel (gdkit.engine.fused) against the XLA path, on the CPU or a GPU.
 
-The kernel runs through Pallas' interpreter (`interpret=True`), from the same initial carry
+On the CPU the kernel runs through Pallas' interpreter (`interpret=True`); on a GPU the tests
+run the compiled Triton kernel itself (`INTERPRET`). Either starts from the same initial carry
 (`programs.make_init`) as `programs.make_chunk`, for two consecutive chunks (the second starts
 at t0 > 0, so step counts and schedules continue). Both paths must give identical statuses
 (final tol hits, whether a lane reached tol and whether it diverged), identical steps to tol
@@ -39,6 +40,7 @@ from fused_cases import (
 from gdkit import objectives
 from gdkit.engine import fused, programs
 
+INTERPRET = jax.default_backend() != "gpu"  # on a GPU: the real kernel, not the interpreter
 LANES, BLOCKS, RECORD_EVERY = 64, 3, 10  # 30 steps per chunk, two chunks
 RTOL = 1e-4  # relative, per value, plus SENSITIVITY_FACTOR x the lane's own sensitivity
 SENSITIVITY_FACTOR = 16.0  # as the correctness matrix (tests/matrix_optimizers.py)
@@ -77,7 +79,7 @@ def _run_both(spec, x0, lane_hp, fixed_hp, consts, block=None):
     lanes end within tol and steps_to_tol is tested, not only NEVER."""
     init = jax.jit(programs.make_init(spec))
     xla = jax.jit(programs.make_chunk(spec, BLOCKS, RECORD_EVERY))
-    fu = jax.jit(fused.make_chunk(spec, BLOCKS, RECORD_EVERY, interpret=True, block=block))
+    fu = jax.jit(fused.make_chunk(spec, BLOCKS, RECORD_EVERY, interpret=INTERPRET, block=block))
 
     def two_chunks(run, consts):
         c, out = init(x0, lane_hp, fixed_hp, None, jnp.float32(1e12)), []
@@ -335,7 +337,7 @@ def test_fused_in_float64():
         consts = {"tol": jnp.float64(1e-2), "f_min": jnp.float64(0), "noise": jnp.float64(0)}
         args = (carry, hp, {}, consts, jnp.int32(0))
         want = jax.jit(programs.make_chunk(sp, 2, 10))(*args)
-        got = jax.jit(fused.make_chunk(sp, 2, 10, interpret=True))(*args)
+        got = jax.jit(fused.make_chunk(sp, 2, 10, interpret=INTERPRET))(*args)
         for w, g in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
             assert w.dtype == g.dtype
         np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-12)
