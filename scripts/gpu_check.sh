@@ -8,9 +8,10 @@
 # 2. configs/quickstart.yaml end to end on the GPU: engine auto (the fused kernel) cold, then warm,
 #    then engine=xla; their runs.csv compared lane by lane (compare below); runs.csv of both and
 #    one figure kept in OUT_DIR.
-# 3. scripts/bench_gpu.py at 2^20, 2^24 and 2^16 lanes (bare, XLA path, fused), one JSON each.
-# 4. the slow rows of tests/test_fused.py (every first-order optimizer x objective x options).
-# 5. PyTorch's row of the benchmark at 2^20 lanes, if PyTorch is installed.
+# 3. scripts/gpu_rounding.py: the kernel's elementwise arithmetic against XLA's, bit by bit.
+# 4. scripts/bench_gpu.py at 2^20 and 2^16 lanes (bare, XLA path, fused), one JSON each.
+# 5. the slow rows of tests/test_fused.py (every first-order optimizer x objective x options).
+# 6. PyTorch's row of the benchmark at 2^20 lanes, if PyTorch is installed.
 #
 # Every step runs under its own time limit, cut to what is left of SECONDS (default 400) for the
 # whole pass; a step that fails or runs out of time does not stop the next. Everything printed
@@ -84,7 +85,9 @@ if [[ -n $fused_dir && -n $xla_dir ]]; then
     cp "$fused_dir/plots/contour-rosenbrock.png" "$out/" 2>/dev/null
 fi
 
-for lanes in 1048576 16777216 65536; do
+step "elementwise rounding, kernel vs XLA" 60 python3 scripts/gpu_rounding.py
+
+for lanes in 1048576 65536; do
     step "bench_gpu.py --lanes $lanes" 75 python3 scripts/bench_gpu.py --lanes "$lanes" \
         --methods bare gdkit_xla gdkit_fused --json "$out/bench-$lanes.json"
 done
