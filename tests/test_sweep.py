@@ -1,5 +1,6 @@
 """The sweep engine against closed forms and independent single-lane runs."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,6 +17,8 @@ from gdkit import objectives, starts
 from gdkit.engine import runner as _runner
 from gdkit.engine import xla_cpu as _tiles
 from gdkit.engine.sweep import sweep
+
+sweep_mod = importlib.import_module("gdkit.engine.sweep")
 
 
 def _quadratic(lams):
@@ -232,9 +235,11 @@ def test_changing_values_never_recompiles():
     assert _runner.compile_count > before and r2.compile_time > 0
 
 
-def test_trajectory_program_compiled_ahead_records_the_lanes_own_path():
-    # The representative lane's program is compiled on a background thread while the sweep
-    # compiles (lane 0 stands in for its shapes); the path it records is still the lane's own.
+def test_trajectory_program_compiled_ahead_records_the_lanes_own_path(monkeypatch):
+    # Paths too large for the sweep to record itself (here: any) get a program of their own.
+    # The representative lane's is compiled on a background thread while the sweep compiles
+    # (lane 0 stands in for its shapes); the path it records is still the lane's own.
+    monkeypatch.setattr(sweep_mod, "PATH_BYTES", 0)
     before, ahead = _runner.compile_count, _runner.compiled_ahead
     r = sweep(
         "beale",

@@ -51,6 +51,12 @@ class Backend:
     """(spec, blocks, record_every) -> chunk(carry, lane_hp, fixed_hp, consts, t0)."""
     interpret: bool = False  # the fused kernel in Pallas's interpret mode (no GPU)
 
+    @property
+    def records_paths(self) -> bool:
+        """Whether its chunks can record every step's x and loss (`make_chunk(paths=True)`):
+        the XLA back ends'; the fused kernel writes only the thinned history."""
+        return self.make_chunk is programs.make_chunk
+
 
 XLA_CPU = Backend(
     "xla_cpu", xla_cpu.layout, xla_cpu.tiled, xla_cpu.tiled_outputs, programs.make_chunk

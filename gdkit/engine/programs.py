@@ -397,7 +397,7 @@ def _recorded_loss(spec: Spec, carry):
     return jnp.where(alive, v, jnp.nan)
 
 
-def make_chunk(spec: Spec, blocks: int, record_every: int):
+def make_chunk(spec: Spec, blocks: int, record_every: int, paths: bool = False):
     """(carry, lane_hp, fixed_hp, consts, t0) -> (carry, history [blocks, L], outputs).
 
     Runs blocks * record_every steps starting at step t0; records the loss at the first step
@@ -406,22 +406,30 @@ def make_chunk(spec: Spec, blocks: int, record_every: int):
     the last chunk's are the sweep's. Every chunk computes them (one evaluation of f and its
     gradient per lane, against the chunk's hundreds of steps) so that no separate end-of-sweep
     program has to be compiled.
+
+    `paths`: the history is (history, x_t [steps, L, d], loss [steps, L]): every step's x_t
+    and the loss the step records for it (NaN once the lane has diverged), i.e. the lanes'
+    whole trajectories, recorded by the sweep itself instead of a `make_trajectory` program
+    of their own (for small sweeps; the steps' arithmetic is the same either way).
     """
     r = record_every
 
     def chunk(carry, lane_hp, fixed_hp, consts, t0):
         def step(c, t):
-            return _step(spec, c, t, lane_hp, fixed_hp, consts)[0], None
+            c2, recorded, _hit = _step(spec, c, t, lane_hp, fixed_hp, consts)
+            return c2, (c["x"], recorded) if paths else None
 
         def block(c, k):
             t = t0 + k * r
             v = _recorded_loss(spec, c)
-            c, _ = jax.lax.scan(
+            c, path = jax.lax.scan(
                 step, c, t + jnp.arange(r, dtype=jnp.int32), unroll=min(spec.unroll, r)
             )
-            return c, v
+            return c, (v, path)
 
-        carry, hist = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.int32))
+        carry, (hist, path) = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.int32))
+        if paths:  # [blocks, r, L, ...] -> [steps, L, ...]: lanes on axis 1, as in hist
+            hist = (hist, *(a.reshape(blocks * r, *a.shape[2:]) for a in path))
         return carry, hist, _outputs(spec, carry, consts, t0 + blocks * r)
 
     return chunk

@@ -240,10 +240,12 @@ def _per_device(fn, spec, dim, mesh, out_specs: Callable[[Any], Any]):
     )
 
 
-def _sharded_chunk(spec, seg, dim, mesh, tile, backend: Backend):
-    """The chunk program: each device runs its own lanes as `backend` lays them out."""
+def _sharded_chunk(spec, seg, dim, mesh, tile, backend: Backend, paths: bool):
+    """The chunk program: each device runs its own lanes as `backend` lays them out (with
+    `paths`, recording every step's x and loss: `programs.make_chunk`)."""
     axes = _kernel.carry_axes(spec, dim)
-    chunk = backend.make_chunk(spec, seg.blocks, seg.record_every)
+    kw = {"paths": True} if paths else {}  # only XLA's chunks record paths (`records_paths`)
+    chunk = backend.make_chunk(spec, seg.blocks, seg.record_every, **kw)
     chunk = backend.chunk_program(chunk, axes, tile)
     lanes = PartitionSpec("lanes")
     return _per_device(chunk, spec, dim, mesh, lambda c: (c, PartitionSpec(None, "lanes"), lanes))
@@ -272,10 +274,22 @@ class _Layout:
     scale: Any
     carry_sh: Any
     chunk_sh: Any
+    paths: bool  # the chunk programs record every step's x and loss
 
     @classmethod
     def of(
-        cls, spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
+        cls,
+        spec,
+        x0,
+        lane_hp,
+        fixed_hp,
+        consts,
+        thr_scale,
+        devices,
+        lanes_per_chunk,
+        tile,
+        backend,
+        paths=False,
     ):
         """The layout of the lanes x0 [L, d] (the arguments of `run_lanes`)."""
         n, dim = x0.shape
@@ -302,6 +316,7 @@ class _Layout:
             _put(thr_scale, mesh, lanes=False, dtype=dtype),
             carry_sh,
             (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
+            paths,
         )
 
     @property
@@ -336,8 +351,10 @@ class _Layout:
 
     def chunk_program(self, seg: Segment, args, clock):
         return _compiled(
-            (*self.base, "chunk", seg.blocks, seg.record_every),
-            lambda: _sharded_chunk(self.spec, seg, self.dim, self.mesh, self.tile, self.backend),
+            (*self.base, "chunk", seg.blocks, seg.record_every, self.paths),
+            lambda: _sharded_chunk(
+                self.spec, seg, self.dim, self.mesh, self.tile, self.backend, self.paths
+            ),
             args,
             True,
             clock,
@@ -358,6 +375,7 @@ def compile_lanes_ahead(
     lanes_per_chunk,
     backend,
     tile=None,
+    paths=False,
 ):
     """Starts compiling, on the background compiler thread (`ahead`), the init program and
     the first chunk program `run_lanes` with the same arguments will run first: a later
@@ -369,7 +387,17 @@ def compile_lanes_ahead(
 
     def job():
         lay = _Layout.of(
-            spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
+            spec,
+            x0,
+            lane_hp,
+            fixed_hp,
+            consts,
+            thr_scale,
+            devices,
+            lanes_per_chunk,
+            tile,
+            backend,
+            paths,
         )
         args = lay.lane_args(x0, lane_hp, keys, 0)
         carry = jax.tree.map(
@@ -400,9 +428,14 @@ def run_lanes(
     tile: int | None = None,
     resume: dict | None = None,
     on_segment: Callable[[int, int, Callable[[], dict]], None] | None = None,
+    paths: bool = False,
 ) -> dict[str, np.ndarray]:
     """Runs all lanes on `backend`; returns flat per-lane outputs and history [L, R] as NumPy
     arrays (of the lanes from `resume["lo"]` on when resuming). `tile`: `sweep(tile_lanes=)`.
+
+    `paths` (not when resuming; XLA back ends only): the outputs also hold every lane's whole
+    path as its steps took it, "path_x" [L, T+1, d] (x_0 ... x_T) and "path_loss" [L, T+1]
+    (the loss each step records: NaN from the lane's divergence on).
 
     Lanes run in chunks of `size` lanes and each chunk in segments of steps. After every
     segment but a lane chunk's last, `on_segment(lo, next_segment, state)` may take a
@@ -413,8 +446,19 @@ def run_lanes(
     """
     dtype = jnp.dtype(spec.dtype)
     n, dim = x0.shape
+    paths = paths and resume is None
     lay = _Layout.of(
-        spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
+        spec,
+        x0,
+        lane_hp,
+        fixed_hp,
+        consts,
+        thr_scale,
+        devices,
+        lanes_per_chunk,
+        tile,
+        backend,
+        paths,
     )
     mesh, size, fixed, cst = lay.mesh, lay.size, lay.fixed, lay.cst
     tile, base = lay.tile, lay.base
@@ -424,6 +468,12 @@ def run_lanes(
     # history record by record as the device makes it ([R, L]), returned as an [L, R] view
     outs: dict[str, np.ndarray] = {}
     history = np.empty((records, n - start), dtype)
+    path = {}
+    if paths:
+        path = {
+            "path_x": np.empty((n, steps + 1, dim), dtype),
+            "path_loss": np.empty((n, steps + 1), dtype),
+        }
     for lo in range(start, n, size):
         args = lay.lane_args(x0, lane_hp, keys, lo)
         carry = lay.init_program(args, clock)(*args)
@@ -450,8 +500,12 @@ def run_lanes(
         # segment takes it over) every segment is fetched right away.
         pending: list = []
 
-        def flush(pending=pending, hist=hist, keep=keep):
-            for h, c, seg in pending:
+        def flush(pending=pending, hist=hist, keep=keep, rows=rows):
+            for h, c, seg, t in pending:
+                if path:  # (history, x_t [steps, L, d], its loss [steps, L])
+                    h, xs, losses = h
+                    path["path_x"][rows, t : t + seg.steps] = fetch(xs)[:, :keep].swapaxes(0, 1)
+                    path["path_loss"][rows, t : t + seg.steps] = fetch(losses)[:, :keep].T
                 hist[c : c + seg.blocks] = fetch(h)[:, :keep]
                 advance(seg.steps * keep)
             pending.clear()
@@ -462,7 +516,7 @@ def run_lanes(
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
             carry, h, out = lay.chunk_program(seg, a, clock)(*a)
             flush()
-            pending.append((h, col, seg))
+            pending.append((h, col, seg, t0))
             t0, col = t0 + seg.steps, col + seg.blocks
             # no snapshot after the last segment: a resumed lane chunk always has a segment
             # left to run, whose outputs are the lane chunk's results
@@ -479,6 +533,9 @@ def run_lanes(
                 )
         flush()
         res = {k: fetch(v)[:keep] for k, v in out.items()}
+        if path:  # x_T and its loss: the last point of each path
+            path["path_x"][rows, steps] = fetch(carry["x"])[:keep]
+            path["path_loss"][rows, steps] = res["last_record"]
         if _kernel.needs_replay(res["diverged_step"]):
             a = (
                 {**carry, "div": out["diverged_step"]},
@@ -495,7 +552,7 @@ def run_lanes(
             if k not in outs:
                 outs[k] = np.empty((n - start, *v.shape[1:]), v.dtype)
             outs[k][rows] = v
-    return _results(outs, history)
+    return {**_results(outs, history), **path}
 
 
 def _results(outs: dict, history: np.ndarray, lanes: int | None = None) -> dict:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -89,8 +90,10 @@ def sweep(
       divergence_threshold: a lane diverges at the first step whose loss is NaN/inf or has
         |f| > divergence_threshold * max(1, |f(x0)|); it is frozen at its last finite point.
       trajectories: flat lane indices (C order over the result's axes), "best" or
-        "representative" (see `SweepResult`), whose full paths (every step) are recorded by
-        re-running just those lanes.
+        "representative" (see `SweepResult`), whose full paths (every step) are recorded:
+        by the sweep's own programs where all of its lanes' paths take at most `PATH_BYTES`
+        (32 MiB) on the XLA back ends, else by re-running just those lanes (a program of
+        their own). Both give the same bits.
       dtype: float32 by default, float64 when JAX x64 is enabled; asking for float64 without
         x64 is an error (nothing is silently downcast).
       devices: devices to shard the lanes over (default: all local devices), or a count.
@@ -154,13 +157,15 @@ def sweep(
     progress = bool(progress) and label
     checkpoint = _checkpoint.as_checkpoint(checkpoint)
     _warn_fallbacks(p)
+    which = trajectories if isinstance(trajectories, str) else lanes
+    recorded = _recording(p, which)
     if trajectories is not None:
-        _trajectories_ahead(trajectories if isinstance(trajectories, str) else lanes, p)
+        _trajectories_ahead(which, p, recorded)
     clock = _Clock()
-    out = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint)
+    out, paths = _run(p, clock, memory_budget, max_lanes_per_chunk, progress, checkpoint, recorded)
     result = _result(p, out, compile_time=clock.compile[0], run_time=clock.run_time())
     if trajectories is not None:
-        _add_trajectories(result, trajectories if isinstance(trajectories, str) else lanes, p)
+        _add_trajectories(result, which, p, paths)
     return result
 
 
@@ -187,9 +192,15 @@ class _Clock:
         self.io += time.perf_counter() - t
 
 
-def _run(p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, checkpoint) -> dict:
-    """Runs every program's lanes (resuming from `checkpoint`): flat per-lane outputs."""
+def _run(
+    p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, checkpoint, recorded
+) -> tuple[dict, dict]:
+    """Runs every program's lanes (resuming from `checkpoint`): flat per-lane outputs, and
+    the paths the programs in `recorded` (`_recording`) recorded: {"path_x", "path_loss",
+    "have": which lanes have theirs} (none for a lane chunk resumed mid-way, nor saved in
+    checkpoints: those lanes' trajectories get a program of their own)."""
     out = {}
+    paths = {"have": np.zeros(p.n, bool)}
     key = saved = None
     if checkpoint is not None:
         t = time.perf_counter()
@@ -255,11 +266,16 @@ def _run(p: Plan, clock: _Clock, memory_budget, max_lanes_per_chunk, progress, c
                 else functools.partial(
                     clock.snapshot, checkpoint, key, out, p.n, ci, lanes[first:]
                 ),
+                spec in recorded,
             )
+            if "path_x" in res:
+                got = {k: res.pop(k) for k in ("path_x", "path_loss")}
+                _checkpoint.merge(paths, p.n, lanes, got)
+                paths["have"][lanes] = True
             _checkpoint.merge(out, p.n, lanes[first:], res)
     if checkpoint is not None:
         checkpoint.clear()
-    return out
+    return out, paths
 
 
 def _backend_key(backend) -> tuple:
@@ -384,6 +400,10 @@ def compile_ahead(
         spec = p.spec(static)
         backend = p.choice(spec).backend
         cap = chunking(p, spec, lanes.size, budget, cap, backend)[1]
+        which = trajectories
+        if trajectories is not None and not isinstance(trajectories, str):
+            which = _trajectory_lanes(trajectories, p.n)
+        recorded = _recording(p, which)
         _runner.compile_lanes_ahead(
             *_lane_inputs(p, spec, lanes),
             p.segments,
@@ -391,10 +411,10 @@ def compile_ahead(
             cap,
             backend,
             p.tile_lanes,
+            spec in recorded,
         )
-        if trajectories is not None:  # queued behind the init and chunk programs
-            named = isinstance(trajectories, str)
-            _trajectories_ahead(trajectories if named else _trajectory_lanes(trajectories, p.n), p)
+        if which is not None:  # queued behind the init and chunk programs
+            _trajectories_ahead(which, p, recorded)
 
     _runner.ahead(job)
 
@@ -422,20 +442,53 @@ def _trajectory_groups(p: Plan, lanes: np.ndarray) -> dict:
     return groups
 
 
-def _trajectories_ahead(which, p: Plan) -> None:
+PATH_BYTES = 32 << 20
+"""A sweep records the whole paths of its lanes in its own chunk programs (`_recording`)
+where they take at most this many bytes on the host."""
+
+
+def _recording(p: Plan, which) -> set:
+    """The programs (specs) whose sweeps record every lane's path as they run, so that the
+    trajectories asked for (`which`: lane indices or a name; None: none) need no program of
+    their own: those that hold one of them (any, for a name) and whose paths are small
+    (`PATH_BYTES`), on an XLA back end, in a single process. Recording changes no step's
+    arithmetic (tests/test_paths.py); it saves compiling a trajectory program per sweep."""
+    if which is None or jax.process_count() > 1:
+        return set()
+    size = jnp.dtype(p.dtype).itemsize * (p.steps + 1) * (p.obj.dim + 1)
+    out = set()
+    for _ci, static, lanes in p.combos():
+        spec = p.spec(static)
+        wanted = isinstance(which, str) or np.isin(lanes, which).any()
+        if wanted and lanes.size * size <= PATH_BYTES and p.choice(spec).backend.records_paths:
+            out.add(spec)
+    return out
+
+
+def _trajectories_ahead(which, p: Plan, recorded: set) -> None:
     """Starts compiling the trajectory programs the sweep will need, to overlap its own
     compiling: for named lanes ("best", ...) known only after the sweep, the program of one
-    lane, where every lane has the same one (lane 0 stands in for the shapes)."""
+    lane, where every lane has the same one (lane 0 stands in for the shapes). None for
+    the programs that record their paths themselves (`recorded`)."""
     if isinstance(which, str):
         if p.g.static_axes:  # several programs: which one is not known yet
             return
         which = np.array([0])
     for spec, js in _trajectory_groups(p, which).items():
-        sel = which[js]
-        _runner.compile_trajectories_ahead(*_lane_inputs(p, spec, sel), p.steps)
+        if spec not in recorded:
+            sel = which[js]
+            _runner.compile_trajectories_ahead(*_lane_inputs(p, spec, sel), p.steps)
 
 
-def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
+def _held(x: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Paths x [K, T+1, d] held at their last finite point once their lane diverged (where
+    `loss` [K, T+1] turns NaN), as `programs.make_trajectory` holds them."""
+    alive = ~np.isnan(loss)
+    last = np.maximum.accumulate(np.where(alive, np.arange(loss.shape[1]), 0), axis=1)
+    return np.take_along_axis(x, last[..., None], axis=1)
+
+
+def _add_trajectories(result: SweepResult, which, p: Plan, paths: dict) -> None:
     if isinstance(which, str):
         diverged_all = result.diverged.all()  # no such lane: record nothing
         pick = result.best if which == "best" else result.representative
@@ -446,7 +499,11 @@ def _add_trajectories(result: SweepResult, which, p: Plan) -> None:
     vs = np.empty((lanes.size, result.steps + 1), p.dtype)
     for spec, js in _trajectory_groups(p, lanes).items():
         sel = lanes[js]
-        xs[js], vs[js] = _runner.run_trajectories(*_lane_inputs(p, spec, sel), result.steps)
+        if paths["have"][sel].all():  # the sweep recorded them
+            xs[js] = _held(paths["path_x"][sel], paths["path_loss"][sel])
+            vs[js] = paths["path_loss"][sel]
+        else:
+            xs[js], vs[js] = _runner.run_trajectories(*_lane_inputs(p, spec, sel), result.steps)
     result.trajectory_lanes, result.trajectory_x, result.trajectory_loss = lanes, xs, vs
 
 
