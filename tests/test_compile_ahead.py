@@ -53,15 +53,30 @@ def in_place():
         mp.undo()
 
 
-def test_programs_compiled_ahead_are_used_and_compute_the_same_bits(in_place):
+@pytest.mark.parametrize("recorded", [True, False])
+def test_programs_compiled_ahead_are_used_and_compute_the_same_bits(
+    in_place, recorded, monkeypatch
+):
+    # recorded: the sweeps record their paths themselves (small sweeps, the default); else
+    # each compiles a trajectory program (as larger sweeps do)
+    if not recorded:
+        monkeypatch.setattr(_sweep, "PATH_BYTES", 0)
+    run_sweep = _sweep.sweep
+
+    def after_the_queue(*args, **kwargs):  # what was queued ahead is compiled by now
+        _runner.ahead(lambda: None).result()
+        return run_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(_sweep, "sweep", after_the_queue)
     before, compiles = _runner.compiled_ahead, _runner.compile_count
     results = _run()
     # sweeps 2-4: init and chunk ahead (6); the trajectory programs too, unless the sweep
     # asked for one before the background thread had started it
     assert _runner.compiled_ahead - before >= 6
-    assert _runner.compile_count - compiles == len(results) * 3 + sum(
+    programs = 2 if recorded else 3  # init, chunk (+ trajectory)
+    assert _runner.compile_count - compiles == len(results) * programs + sum(
         bool((r.diverged_step >= 1).any()) for r in results
-    )  # init, chunk, trajectory (+ replay): nothing compiled twice
+    )  # (+ replay): nothing compiled twice
     assert any(r.diverged.any() for r in results)  # the replay path was taken
     _assert_same(results, in_place)
 

@@ -7,8 +7,6 @@ trajectory program records (`programs.make_trajectory`), diverged lanes held at 
 finite point included.
 """
 
-import importlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +15,9 @@ import pytest
 from gdkit.engine import backends, programs, xla_cpu
 from gdkit.engine import plan as plan_mod
 from gdkit.engine import runner as _runner
+from gdkit.engine import sweep as sweep_mod
 from gdkit.engine.sweep import sweep
 
-sweep_mod = importlib.import_module("gdkit.engine.sweep")
 FIELDS = ("final_loss", "best_loss", "final_x", "history", "steps_to_tol", "diverged_step")
 
 

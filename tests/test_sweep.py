@@ -1,6 +1,5 @@
 """The sweep engine against closed forms and independent single-lane runs."""
 
-import importlib
 import json
 import os
 import subprocess
@@ -15,10 +14,9 @@ import pytest
 
 from gdkit import objectives, starts
 from gdkit.engine import runner as _runner
+from gdkit.engine import sweep as sweep_mod
 from gdkit.engine import xla_cpu as _tiles
 from gdkit.engine.sweep import sweep
-
-sweep_mod = importlib.import_module("gdkit.engine.sweep")
 
 
 def _quadratic(lams):

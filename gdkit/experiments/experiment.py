@@ -119,9 +119,12 @@ def path_lanes(config: ExperimentConfig, job: Job) -> list[int]:
     return list(dict.fromkeys(lanes))
 
 
-def paths_of(config: ExperimentConfig, job: Job) -> list[int] | str:
-    """The lanes whose full trajectories a job records: `path_lanes`, else the
-    representative lane."""
+def paths_of(config: ExperimentConfig, job: Job) -> list[int] | str | None:
+    """The lanes whose full trajectories a job records for the contour plot: `path_lanes`,
+    else the representative lane; none where there is no contour to draw them on (an
+    objective of other than 2 coordinates)."""
+    if job.objective.dim != 2:
+        return None
     return path_lanes(config, job) or "representative"
 
 
@@ -141,9 +144,9 @@ def run(
     done: Callable[[int, Job, SweepResult], None] | None = None,
     jobs: list[Job] | None = None,
 ) -> list[tuple[Job, SweepResult]]:
-    """Runs every job; the representative lane of each (`SweepResult.representative`), or
-    the lanes `plots.paths` asks for (`path_lanes`), get their full trajectories recorded
-    (for plots).
+    """Runs every job; the representative lane of each 2-D job (`SweepResult.representative`),
+    or the lanes `plots.paths` asks for (`path_lanes`), get their full trajectories recorded
+    (for the contour plot: `paths_of`).
 
     `finished(i, job)` may return the result of a job done before (a resumed run), which is
     then not run again; `on_result(i, job, result)` sees each new result as soon as it exists;
