@@ -39,7 +39,9 @@ def _no_program(*_a, **_k):
     raise AssertionError("a trajectory program ran: the sweep should have recorded the path")
 
 
-@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam", "bfgs", "newton"])
+@pytest.mark.parametrize(
+    "optimizer", ["gd", "momentum", "adam", "bfgs", pytest.param("newton", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("which", ["representative", "best", [0, 5, 33, 79]])
 def test_recorded_paths_are_the_trajectory_programs_bits(monkeypatch, optimizer, which):
     # gd and momentum: about half of the 80 lanes diverge (their paths are held)
@@ -73,8 +75,8 @@ def test_a_recorded_sweep_compiles_no_trajectory_program():
         "gd",
         "adam",
         "lion",
-        "bfgs",
-        "newton",
+        pytest.param("bfgs", marks=pytest.mark.slow),
+        pytest.param("newton", marks=pytest.mark.slow),
         pytest.param("rmsprop", marks=pytest.mark.slow),
         pytest.param("nadam", marks=pytest.mark.slow),
         pytest.param("lbfgs", marks=pytest.mark.slow),
