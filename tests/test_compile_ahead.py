@@ -22,6 +22,7 @@ CONFIG = {
     "steps": 120,
     "tol": 1e-4,
     "record_every": 10,
+    "engine": "xla",  # on a GPU too (the fused kernel records no paths: other programs)
 }
 FIELDS = ("final_x", "final_loss", "best_loss", "history", "steps_to_tol", "diverged_step")
 

@@ -31,6 +31,7 @@ def _sweep(optimizer, which, objective="rosenbrock", **kw):
         tol=1e-4,
         progress=False,
         trajectories=which,
+        engine="xla",  # on a GPU too: the fused kernel records no paths
         **kw,
     )
 
