@@ -562,8 +562,10 @@ def _results(outs: dict, history: np.ndarray, lanes: int | None = None) -> dict:
 
 def _trajectory_program(spec, x0, lane_hp, fixed_hp, keys, consts, thr_scale, steps):
     """(cache key, build, arguments) of the trajectory program of these lanes; the K lanes
-    are padded to `ALIGN` like a sweep's, so each path is exactly the one its lane took in
-    the (XLA) sweep."""
+    are padded to `ALIGN` like a sweep's, so each path is the one its lane took in the (XLA)
+    sweep, except where XLA:CPU rounds the lane's place in the sweep's tile differently from
+    its place here (the last few lanes of an array, see `xla_cpu`). Small sweeps record their
+    paths themselves instead (`make_chunk(paths=True)`), exact by construction."""
     dtype = jnp.dtype(spec.dtype)
     k, dim = x0.shape
     pad = np.arange(-(-k // ALIGN) * ALIGN) % k
