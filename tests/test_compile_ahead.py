@@ -54,7 +54,7 @@ def in_place():
         mp.undo()
 
 
-@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize("recorded", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_programs_compiled_ahead_are_used_and_compute_the_same_bits(
     in_place, recorded, monkeypatch
 ):

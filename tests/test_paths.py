@@ -41,7 +41,14 @@ def _no_program(*_a, **_k):
 
 
 @pytest.mark.parametrize(
-    "optimizer", ["gd", "momentum", "adam", "bfgs", pytest.param("newton", marks=pytest.mark.slow)]
+    "optimizer",
+    [
+        "gd",
+        "adam",
+        "bfgs",
+        pytest.param("momentum", marks=pytest.mark.slow),
+        pytest.param("newton", marks=pytest.mark.slow),
+    ],
 )
 @pytest.mark.parametrize("which", ["representative", "best", [0, 5, 33, 79]])
 def test_recorded_paths_are_the_trajectory_programs_bits(monkeypatch, optimizer, which):
