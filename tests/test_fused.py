@@ -2,8 +2,9 @@
 
 On the CPU the kernel runs through Pallas' interpreter (`interpret=True`); on a GPU the tests
 run the compiled Triton kernel itself (`INTERPRET`). The bound below was set on the CPU: on one
-H200 (2026-12-04) 2 default and 7 slow cases exceeded it by up to 1.78x, as Triton and XLA:GPU
-order a step's roundings differently (README, GPU). Either starts from the same initial carry
+H200 (2026-12-04) 2 default and 7 slow cases exceeded it by up to 1.78x; the elementwise
+functions agree bit for bit there, so Triton and XLA:GPU must order or contract a step's
+operations differently (not pinned down; README, GPU). Either starts from the same initial carry
 (`programs.make_init`) as `programs.make_chunk`, for two consecutive chunks (the second starts
 at t0 > 0, so step counts and schedules continue). Both paths must give identical statuses
 (final tol hits, whether a lane reached tol and whether it diverged), identical steps to tol
