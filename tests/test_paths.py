@@ -21,6 +21,10 @@ from gdkit.engine.sweep import sweep
 FIELDS = ("final_loss", "best_loss", "final_x", "history", "steps_to_tol", "diverged_step")
 
 
+def _slow(*names):
+    return [pytest.param(name, marks=pytest.mark.slow) for name in names]
+
+
 def _sweep(optimizer, which, objective="rosenbrock", **kw):
     return sweep(
         objective,
@@ -40,16 +44,7 @@ def _no_program(*_a, **_k):
     raise AssertionError("a trajectory program ran: the sweep should have recorded the path")
 
 
-@pytest.mark.parametrize(
-    "optimizer",
-    [
-        "gd",
-        "adam",
-        "bfgs",
-        pytest.param("momentum", marks=pytest.mark.slow),
-        pytest.param("newton", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("optimizer", ["gd", "adam", "bfgs", *_slow("momentum", "newton")])
 @pytest.mark.parametrize("which", ["representative", "best", [0, 5, 33, 79]])
 def test_recorded_paths_are_the_trajectory_programs_bits(monkeypatch, optimizer, which):
     # gd and momentum: about half of the 80 lanes diverge (their paths are held)
@@ -83,13 +78,7 @@ def test_a_recorded_sweep_compiles_no_trajectory_program():
         "gd",
         "adam",
         "lion",
-        pytest.param("bfgs", marks=pytest.mark.slow),
-        pytest.param("newton", marks=pytest.mark.slow),
-        pytest.param("rmsprop", marks=pytest.mark.slow),
-        pytest.param("nadam", marks=pytest.mark.slow),
-        pytest.param("lbfgs", marks=pytest.mark.slow),
-        pytest.param("ncg", marks=pytest.mark.slow),
-        pytest.param("gd_linesearch", marks=pytest.mark.slow),
+        *_slow("bfgs", "newton", "rmsprop", "nadam", "lbfgs", "ncg", "gd_linesearch"),
     ],
 )
 def test_recording_changes_no_step(optimizer):

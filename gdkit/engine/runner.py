@@ -274,22 +274,10 @@ class _Layout:
     scale: Any
     carry_sh: Any
     chunk_sh: Any
-    paths: bool  # the chunk programs record every step's x and loss
 
     @classmethod
     def of(
-        cls,
-        spec,
-        x0,
-        lane_hp,
-        fixed_hp,
-        consts,
-        thr_scale,
-        devices,
-        lanes_per_chunk,
-        tile,
-        backend,
-        paths=False,
+        cls, spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
     ):
         """The layout of the lanes x0 [L, d] (the arguments of `run_lanes`)."""
         n, dim = x0.shape
@@ -316,7 +304,6 @@ class _Layout:
             _put(thr_scale, mesh, lanes=False, dtype=dtype),
             carry_sh,
             (carry_sh, _lane_sharding(mesh, 2, axis=1), _lane_sharding(mesh, 1)),
-            paths,
         )
 
     @property
@@ -349,11 +336,12 @@ class _Layout:
         init = _kernel.make_init(self.spec)
         return _compiled((*self.base, "init"), lambda: init, args, False, clock, self.carry_sh)
 
-    def chunk_program(self, seg: Segment, args, clock):
+    def chunk_program(self, seg: Segment, args, clock, paths: bool = False):
+        """The chunk program of `seg` (with `paths`: recording every step's x and loss)."""
         return _compiled(
-            (*self.base, "chunk", seg.blocks, seg.record_every, self.paths),
+            (*self.base, "chunk", seg.blocks, seg.record_every, paths),
             lambda: _sharded_chunk(
-                self.spec, seg, self.dim, self.mesh, self.tile, self.backend, self.paths
+                self.spec, seg, self.dim, self.mesh, self.tile, self.backend, paths
             ),
             args,
             True,
@@ -387,17 +375,7 @@ def compile_lanes_ahead(
 
     def job():
         lay = _Layout.of(
-            spec,
-            x0,
-            lane_hp,
-            fixed_hp,
-            consts,
-            thr_scale,
-            devices,
-            lanes_per_chunk,
-            tile,
-            backend,
-            paths,
+            spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
         )
         args = lay.lane_args(x0, lane_hp, keys, 0)
         carry = jax.tree.map(
@@ -405,7 +383,7 @@ def compile_lanes_ahead(
             lay.init_program(args, [0.0]).out_info,
         )
         t0 = _put(np.int32(0), lay.mesh, lanes=False)
-        lay.chunk_program(segments[0], (carry, args[1], lay.fixed, lay.cst, t0), [0.0])
+        lay.chunk_program(segments[0], (carry, args[1], lay.fixed, lay.cst, t0), [0.0], paths)
 
     return ahead(job)
 
@@ -448,17 +426,7 @@ def run_lanes(
     n, dim = x0.shape
     paths = paths and resume is None
     lay = _Layout.of(
-        spec,
-        x0,
-        lane_hp,
-        fixed_hp,
-        consts,
-        thr_scale,
-        devices,
-        lanes_per_chunk,
-        tile,
-        backend,
-        paths,
+        spec, x0, lane_hp, fixed_hp, consts, thr_scale, devices, lanes_per_chunk, tile, backend
     )
     mesh, size, fixed, cst = lay.mesh, lay.size, lay.fixed, lay.cst
     tile, base = lay.tile, lay.base
@@ -468,7 +436,7 @@ def run_lanes(
     # history record by record as the device makes it ([R, L]), returned as an [L, R] view
     outs: dict[str, np.ndarray] = {}
     history = np.empty((records, n - start), dtype)
-    path = {}
+    path = {}  # with `paths` (never when resuming, so start is 0): each lane's x_0..x_T, losses
     if paths:
         path = {
             "path_x": np.empty((n, steps + 1, dim), dtype),
@@ -514,7 +482,7 @@ def run_lanes(
             if j < first:
                 continue
             a = (carry, args[1], fixed, cst, _put(np.int32(t0), mesh, lanes=False))
-            carry, h, out = lay.chunk_program(seg, a, clock)(*a)
+            carry, h, out = lay.chunk_program(seg, a, clock, paths)(*a)
             flush()
             pending.append((h, col, seg, t0))
             t0, col = t0 + seg.steps, col + seg.blocks
