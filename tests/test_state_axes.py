@@ -3,7 +3,8 @@
 The definition: a set of leaves all lanes can share is one that vmap accepts with out_axes None
 in both init and step (`can_share`), and the answer is such a set to which no other leaf, of
 any dtype, can be added. The search only tries integer leaves, and a persistent cache keeps its
-answer; both must give exactly that set.
+answer; both must give exactly that set. The search asks vmap which outputs it batched; the
+trial search an older jax falls back to (`can_share` leaf by leaf) must agree with it.
 """
 
 import jax
@@ -48,6 +49,25 @@ def test_shared_leaves_are_a_maximal_set_vmap_accepts(optimizer):
         assert not programs.can_share(spec, 2, shared | {i}), (optimizer, i)
 
 
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "adam",
+        "momentum",
+        "gd_linesearch",
+        *(pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLOW)),
+    ],
+)
+def test_inferred_batching_and_trial_search_agree(optimizer, monkeypatch):
+    spec = _spec(optimizer)
+    leaves = jax.tree.leaves(programs._lane_state(spec, 2))
+    candidates = {i for i, s in enumerate(leaves) if np.issubdtype(s.dtype, np.integer)}
+    assert programs._INFER is not None  # this jax has it: the fallback is what is tested below
+    inferred = programs._shareable(spec, 2, candidates)
+    monkeypatch.setattr(programs, "_INFER", None)
+    assert programs._shareable(spec, 2, candidates) == inferred
+
+
 def test_known_shared_leaves():
     # Adam's step count is the same for every lane; momentum's trace is each lane's own;
     # gradient descent has no state
@@ -70,7 +90,7 @@ def test_the_answer_is_kept_in_the_persistent_cache_and_read_back(tmp_path, monk
             raise AssertionError("traced although the answer is kept")
 
         with monkeypatch.context() as m:
-            m.setattr(programs, "can_share", no_trace)
+            m.setattr(programs, "_shareable", no_trace)
             assert programs.state_axes(spec, 2) == fresh  # read back, nothing traced
         # an unreadable entry, or one naming a leaf that is not a counter, is found again
         for bad in ("{not json", "[0, 1, 2]"):

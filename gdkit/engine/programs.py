@@ -35,6 +35,11 @@ from gdkit import _cache
 from gdkit.objectives import Objective
 from gdkit.optimizers import linesearch as _ls
 
+try:  # vmap's "batch an output only where it depends on the lane" (see `_shareable`)
+    from jax._src.interpreters.batching import infer as _INFER
+except ImportError:  # pragma: no cover - older jax: `_shareable` searches by trial
+    _INFER = None
+
 NEVER = np.iinfo(np.int32).max  # "not yet" for steps_to_tol / diverged_step inside programs
 
 
@@ -138,29 +143,72 @@ def state_axes(spec: Spec, dim: int):
 
     Lane-independent leaves (Adam's step count, say) stay shared by all lanes, so what depends
     only on them (Adam's bias corrections b**t) is computed once per step, not once per lane.
-    Found by tracing (`can_share`). Only integer leaves (step and evaluation counters) are
-    tried: a float leaf of a lane's state follows its x, and each try traces the step, which
-    takes ~0.1 s with a line search's while loops. All of them are tried at once first, then
-    one by one (in order, each kept if the step still traces). With the persistent cache on,
-    the answer is kept there, keyed by the text of one lane's init and step programs (what
-    vmap decides from), so a later process traces each once instead.
+    Only integer leaves (step and evaluation counters) are candidates: a float leaf of a
+    lane's state follows its x. The answer is the largest set of them that vmap accepts with
+    out_axes None in both init and step (`can_share`), found by `_shareable`. With the
+    persistent cache on, it is kept there, keyed by the text of one lane's init and step
+    programs (what vmap decides from), so a later process traces nothing for it.
     """
     leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
-    candidates = [i for i, s in enumerate(leaves) if jnp.issubdtype(s.dtype, jnp.integer)]
+    candidates = {i for i, s in enumerate(leaves) if jnp.issubdtype(s.dtype, jnp.integer)}
     text = _lane_programs_text(spec, dim) if candidates and _cache.enabled() else None
     kept = None if text is None else _cache.stored("state-axes", text)
-    if isinstance(kept, list) and set(kept) <= set(candidates):
+    if isinstance(kept, list) and set(kept) <= candidates:
         shared = set(kept)
     else:
-        shared = set(candidates)
-        if not can_share(spec, dim, shared):
-            shared = set()
-            for i in candidates:
-                if can_share(spec, dim, shared | {i}):
-                    shared.add(i)
+        shared = _shareable(spec, dim, candidates)
         if text is not None:
             _cache.store("state-axes", text, sorted(shared))
     return tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
+
+
+def _shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
+    """The largest subset of the `candidates` leaves that all lanes can share.
+
+    vmap reports which outputs it batched (out_axes `infer`, not public API): a leaf that
+    comes out of init, or out of a step whose shared inputs are the current set, per lane
+    leaves the set, until none does. Batching only spreads, so this ends at the largest
+    set; usually after two traces of the step (each ~0.1 s with a line search's while loops).
+    A jax without `infer` tries them by `can_share` instead, all at once, then one by one
+    (each kept if the step still traces), which finds the same set for every optimizer gdkit
+    has and takes a trace per candidate.
+    """
+    if _INFER is None:
+        if can_share(spec, dim, candidates):
+            return set(candidates)
+        shared: set[int] = set()
+        for i in sorted(candidates):
+            if can_share(spec, dim, shared | {i}):
+                shared.add(i)
+        return shared
+    x, hp, fx, key = _input_shapes(spec, dim, (2,))
+    init, step = _lane_fns(spec)
+    shared = candidates - _batched(init, (0, 0, None), x, hp, fx)
+    while True:
+        axes, state = _lane_axes(spec, dim, shared)
+        kept = shared - _batched(_new_state(step), (0, axes, 0, 0, None), x, state, key, hp, fx)
+        if kept == shared:
+            return shared
+        shared = kept
+
+
+def _new_state(step):
+    """`step` returning only the optimizer state it makes."""
+    return lambda x, state, key, hp, fx: step(x, state, key, hp, fx)[3]
+
+
+def _batched(fn, in_axes, *args) -> set[int]:
+    """The numbers of `fn`'s output leaves that vmap over `in_axes` makes per lane."""
+    seen = []
+
+    def traced(*a):
+        out, axes = jax.vmap(fn, in_axes=in_axes, out_axes=_INFER)(*a)
+        seen.append(axes)
+        return out
+
+    jax.eval_shape(traced, *args)
+    axes = jax.tree.leaves(seen[0], is_leaf=lambda a: a is None)
+    return {i for i, a in enumerate(axes) if a is not None}
 
 
 def _input_shapes(spec: Spec, dim: int, lanes: tuple[int, ...]):
@@ -199,10 +247,7 @@ def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
     (traced for two lanes, nothing computed)."""
     x, hp, fx, key = _input_shapes(spec, dim, (2,))
     init, step = _lane_fns(spec)
-    leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
-    axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
-    per_lane = [jax.ShapeDtypeStruct((2, *s.shape), s.dtype) for s in leaves]
-    state = tree.unflatten([s if i in shared else per_lane[i] for i, s in enumerate(leaves)])
+    axes, state = _lane_axes(spec, dim, shared)
     try:
         jax.eval_shape(jax.vmap(init, in_axes=(0, 0, None), out_axes=axes), x, hp, fx)
         lanes_step = jax.vmap(step, in_axes=(0, axes, 0, 0, None), out_axes=(0, 0, 0, axes, 0))
@@ -210,6 +255,18 @@ def can_share(spec: Spec, dim: int, shared: set[int]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _lane_axes(spec: Spec, dim: int, shared: set[int]):
+    """The state's lane axes with the leaves numbered `shared` shared, and its shapes for two
+    lanes so laid out."""
+    leaves, tree = jax.tree.flatten(_lane_state(spec, dim))
+    axes = tree.unflatten([None if i in shared else 0 for i in range(len(leaves))])
+    state = [
+        s if i in shared else jax.ShapeDtypeStruct((2, *s.shape), s.dtype)
+        for i, s in enumerate(leaves)
+    ]
+    return axes, tree.unflatten(state)
 
 
 def _lane_programs_text(spec: Spec, dim: int) -> str:
