@@ -9,8 +9,8 @@ checked before it is saved, for what can be checked mechanically:
 - every path line (gid "path:<i>") of a contour plot shows along at least a quarter of its
   length: not covered by a later-drawn, at least as wide line (display coordinates, widths in
   pixels);
-- no legend overlaps an axes (so none sits on data), and every text (titles, labels, legend
-  entries) lies inside the figure;
+- no legend overlaps an axes, its tick labels, axis labels or title (so none sits on data or
+  hides a label), and every text (titles, labels, legend entries) lies inside the figure;
 - a 3-D surface draws in zorder (not by depth) with the minima's stars above the surface;
 - 2-D objectives with parameter names (curve_fit's a, b) label the axes with them.
 
@@ -112,8 +112,8 @@ def check_figure(fig, name: str, objective=None) -> list[str]:
     legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes)]
     for leg in [lg for lg in legends if lg is not None]:
         lb = leg.get_window_extent(renderer)
-        for ax in fig.axes:
-            if ax.get_visible() and lb.overlaps(ax.get_window_extent(renderer)):
+        for ax in fig.axes:  # the axes with their tick labels, axis labels and title
+            if ax.get_visible() and lb.overlaps(ax.get_tightbbox(renderer)):
                 problems.append(f"{name}: a legend overlaps the axes {ax.get_title()[:30]!r}")
                 break
     for ax in fig.axes:
