@@ -509,6 +509,10 @@ def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
 def interrupted(tmp_path, capsys, monkeypatch):
     """A run stopped in its second sweep right after a checkpoint was saved: results/ holds
     the first sweep, checkpoints/01.npz the second one's progress."""
+    return _interrupt(_tiny(tmp_path), tmp_path / "runs", capsys, monkeypatch)
+
+
+def _interrupt(config: pathlib.Path, out: pathlib.Path, capsys, monkeypatch) -> pathlib.Path:
     from gdkit import Checkpoint
 
     real = Checkpoint.save
@@ -519,8 +523,7 @@ def interrupted(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Checkpoint, "save", save_then_stop)
-    out = tmp_path / "runs"
-    code = main(["run", str(_tiny(tmp_path)), "--out", str(out), "--no-progress"])
+    code = main(["run", str(config), "--out", str(out), "--no-progress"])
     assert code == 130
     monkeypatch.undo()
     capsys.readouterr()
@@ -658,6 +661,39 @@ def test_resume_refuses_an_edited_config(interrupted, capsys, edit, message):
     code, out, err, _ = _cli(["run", "--resume", str(interrupted), "--no-progress"], capsys)
     _assert_one_line(code, out, err, 2, ["--resume: ", "config.yaml", "edited", message])
     assert _tree(interrupted) == before
+
+
+DATA = "x1,x2,y\n0,1,4\n1,0,5\n1,1,6.5\n2,1,8\n0,2,5.2\n"
+
+
+@pytest.mark.parametrize("edit", ["changed", "is missing"])
+def test_resume_refuses_data_that_changed_since_the_run_began(tmp_path, capsys, monkeypatch, edit):
+    """A data objective's CSV file is part of what a run computed from: a resume after it was
+    edited (or removed) would finish the run's sweeps on other data than its first ones."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "data.csv").write_text(DATA)
+    text = TINY.replace(
+        "{name: rosenbrock}",
+        "{name: linear_regression, csv: data.csv, features: [x1, x2], target: y}",
+    )
+    (folder / "c.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)  # not the config's folder: its csv path is relative to it
+    run_dir = _interrupt(folder / "c.yaml", tmp_path / "runs", capsys, monkeypatch)
+    assert str(folder / "data.csv") in (run_dir / "config.yaml").read_text()
+    if edit == "changed":
+        (folder / "data.csv").write_text(DATA.replace("6.5", "6.6"))
+    else:
+        (folder / "data.csv").unlink()
+    before = _tree(run_dir)
+    code, out, err, _ = _cli(["run", "--resume", str(run_dir), "--no-progress"], capsys)
+    _assert_one_line(code, out, err, 2, ["--resume: ", f"{folder / 'data.csv'} {edit}", "data"])
+    assert _tree(run_dir) == before
+    if edit == "changed":  # put back as it was, the run resumes
+        (folder / "data.csv").write_text(DATA)
+        code, out, err, _ = _cli(["run", "--resume", str(run_dir), "--no-progress"], capsys)
+        assert code == 0, err
+        assert rundir.is_complete(run_dir)
 
 
 def test_an_undamaged_resume_gives_the_uninterrupted_numbers(interrupted, reference, capsys):

@@ -130,7 +130,9 @@ def _run_command(args, resume, held: contextlib.ExitStack) -> int:
 
 def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
     """Refuses to resume a run directory whose config.yaml was edited, that another process
-    is writing (its lock is taken into `held` here), or that is complete and undamaged."""
+    is writing (its lock is taken into `held` here), whose data files changed, or that is
+    complete and undamaged."""
+    from gdkit.experiments import config as config_mod
     from gdkit.experiments import rundir
 
     def as_now(created: dict) -> dict:
@@ -147,6 +149,12 @@ def _check_resumable(resume, cfg, args, held: contextlib.ExitStack) -> None:
         raise UserError(
             f"--resume: {args.config} was edited after the run began ({change}); "
             "resuming would mix old and new settings: undo the edit, or start a new run"
+        )
+    change = rundir.data_changed(resume, rundir.digests(config_mod.data_files(cfg)))
+    if change:
+        raise UserError(
+            f"--resume: the data file {change} since the run began; resuming would mix "
+            "results from two versions of the data: restore it, or start a new run"
         )
     # A multi-process run's processes all resume the same directory: process 0 writes it.
     if cfg.distributed is None and not args.distributed:
@@ -371,6 +379,7 @@ def _run(cfg, jobs, out, progress, console, backend, clock, plotter, resume=None
             cfg.name,
             config_mod.to_yaml(cfg),
             resolved=cfg.model_dump(mode="json", exclude_none=True),
+            data=rundir.digests(config_mod.data_files(cfg)),
         )
     except OSError as e:
         if e.errno in DISK_FULL:

@@ -350,15 +350,22 @@ def load(
 
 
 def _data_paths(raw: dict, base: pathlib.Path) -> dict:
-    """`raw` with each model entry's relative `csv:` path made absolute against `base`, so
-    that a config finds its data from any working directory, and the run directory's copy
+    """`raw` with each objective entry's relative `csv:` path (a model's, or a data
+    objective's such as `{name: linear_regression, csv: ...}`) made absolute against `base`,
+    so that a config finds its data from any working directory, and the run directory's copy
     of the config names the same file wherever it is read again (resume, plot)."""
     entries = raw.get("objectives")
     for entry in entries if isinstance(entries, list) else ():
-        csv = entry.get("csv") if isinstance(entry, dict) and "model" in entry else None
+        csv = entry.get("csv") if isinstance(entry, dict) else None
         if isinstance(csv, str) and csv:
             entry["csv"] = os.path.normpath(base.absolute() / os.path.expanduser(csv))
     return raw
+
+
+def data_files(config: ExperimentConfig) -> list[str]:
+    """The data files the config's objectives read (their `csv:` paths), each once."""
+    paths = (spec.params.get("csv") for spec in config.objectives)
+    return list(dict.fromkeys(p for p in paths if isinstance(p, str) and p))
 
 
 def validate(raw: dict, *, allow_import: bool = False) -> ExperimentConfig:

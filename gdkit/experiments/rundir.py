@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import pathlib
@@ -38,6 +39,7 @@ from gdkit.result import SweepResult
 
 COMPLETE = "meta.json"
 CREATED = ".config.json"  # the resolved config as the run was created
+DATA = ".data.json"  # the data files the run reads, with their digests as it was created
 
 
 class Busy(ValueError):
@@ -54,10 +56,16 @@ def slug(text: str) -> str:
 
 
 def create(
-    out: pathlib.Path, name: str, config_yaml: str, now=None, resolved: dict | None = None
+    out: pathlib.Path,
+    name: str,
+    config_yaml: str,
+    now=None,
+    resolved: dict | None = None,
+    data: dict[str, str] | None = None,
 ) -> pathlib.Path:
     """A new, empty `<out>/<name>-<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... if taken) with the
-    resolved config.yaml in it (and `resolved`, the same config as a dict, for `changed`).
+    resolved config.yaml in it (and `resolved`, the same config as a dict, for `changed`;
+    `data`, the digests of the data files it reads, for `data_changed`).
     Raises OSError when it cannot be made; then nothing of it is left."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +82,9 @@ def create(
             if resolved is not None:
                 with _atomic(path / CREATED) as tmp:
                     tmp.write_text(json.dumps(resolved) + "\n")
+            if data:  # a run that reads no data files has none to check
+                with _atomic(path / DATA) as tmp:
+                    tmp.write_text(json.dumps(data) + "\n")
             (path / "results").mkdir()
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)  # ours, made a moment ago
@@ -115,6 +126,36 @@ def changed(run_dir: pathlib.Path, resolved: dict, normalize=None) -> str | None
     if normalize is not None:
         created = normalize(created)
     return _first_difference(created, json.loads(json.dumps(resolved)), "")
+
+
+def digests(paths: list[str]) -> dict[str, str]:
+    """{path: the SHA-256 of its bytes, or "missing" where it cannot be read}."""
+    out = {}
+    for path in paths:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(block)
+            out[path] = h.hexdigest()
+        except OSError:
+            out[path] = "missing"
+    return out
+
+
+def data_changed(run_dir: pathlib.Path, now: dict[str, str]) -> str | None:
+    """The first data file whose bytes differ from what the run read when it was created
+    (`"<path> changed"`, `"<path> is missing"`), or None when all agree (or the run
+    predates this record). `now`: `digests` of the files the config reads now."""
+    try:
+        then = json.loads((pathlib.Path(run_dir) / DATA).read_text())
+    except (OSError, ValueError):
+        return None
+    for path, digest in then.items():
+        current = now.get(path, "missing")
+        if current != digest:
+            return f"{path} is missing" if current == "missing" else f"{path} changed"
+    return None
 
 
 def _first_difference(a, b, where: str) -> str | None:
