@@ -23,7 +23,7 @@ CONFIG = {
     "steps": 60,
     "tol": 1e-4,
     "record_every": 5,
-    "plots": ["contour", "loss", "lr_sensitivity"],
+    "plots": ["contour", "loss", "lr_sensitivity", "surface"],
 }
 
 needs_cores = pytest.mark.skipif(usable_cores() < 2, reason="the worker needs two cores")
@@ -56,8 +56,14 @@ def here(saved, tmp_path_factory):
     return out
 
 
-def _add_all(plotter, cfg, pairs, files, out):
+def _add_all(plotter, cfg, pairs, files, out, unswept=False):
+    """Every objective's results, as `gdkit run` hands them over; `unswept`: each objective
+    first alone, before its sweeps (`add_unswept`), as `gdkit run` does too."""
     per = len(cfg.optimizers)
+    if unswept:
+        for k in range(0, len(pairs), per):
+            job = pairs[k][0]
+            plotter.add_unswept(job.objective, job.spec, out)
     for k in range(0, len(pairs), per):
         group = pairs[k : k + per]
         job = group[0][0]
@@ -72,15 +78,19 @@ def _same_pngs(a: pathlib.Path, b: pathlib.Path) -> list[str]:
 
 
 @needs_cores
-def test_worker_draws_the_in_process_figures_byte_for_byte(saved, here, tmp_path):
+@pytest.mark.parametrize("unswept", [False, True], ids=["after-sweeps", "surface-first"])
+def test_worker_draws_the_in_process_figures_byte_for_byte(saved, here, tmp_path, unswept):
     cfg, pairs, files = saved
     plotter = Plotter(cfg.plots.kinds, cfg.plots.paths, x64=False)
     assert plotter._pool is not None  # a worker was started
     plotter._ready.result(timeout=120)  # and is up
-    _add_all(plotter, cfg, pairs, files, tmp_path / "worker")
+    _add_all(plotter, cfg, pairs, files, tmp_path / "worker", unswept)
+    assert len(plotter._jobs) == 8  # 4 kinds x 2 objectives, the surfaces queued once
+    if unswept:  # queued before the sweeps' results, so the worker draws them first
+        assert [task for *_, task in plotter._jobs[:2]] == [("surface",)] * 2
     plotter.finish()
-    # six figures, queued at once: the worker draws from the first on, this process from
-    # the last, each one that the other has not begun
+    # seven figures (the 3-D quadratic has no surface), queued at once: the worker draws
+    # from the first on, this process from the last, each one that the other has not begun
     assert plotter.worker_seconds > 0 and plotter.drawn_here > 0
     assert _same_pngs(here, tmp_path / "worker") == []
 
@@ -91,7 +101,7 @@ def test_in_process_plotter_draws_the_same(saved, here, tmp_path):
     assert plotter._pool is None
     _add_all(plotter, cfg, pairs, files, tmp_path / "also")
     plotter.finish()
-    assert plotter.worker_seconds == 0 and plotter.drawn_here == 6
+    assert plotter.worker_seconds == 0 and plotter.drawn_here == 8
     assert _same_pngs(here, tmp_path / "also") == []
 
 

@@ -72,6 +72,19 @@ def test_draw_only_the_kinds_asked_for(himmelblau_runs, tmp_path):
         plots.draw(himmelblau_runs, {}, tmp_path)
 
 
+def test_an_objective_without_results_gets_the_figures_that_need_none(himmelblau_runs, tmp_path):
+    """`gdkit run` draws the surface before the sweeps end: from the objective alone, the
+    same bytes as drawn with the results."""
+    obj, quad = objectives.get("himmelblau"), objectives.get("quadratic", dim=3)
+    both = {"himmelblau": obj, quad.name: quad}
+    alone = plots.draw([], both, tmp_path / "alone")  # the 3-D quadratic has no surface
+    assert [p.name for p in alone] == ["surface-himmelblau.png"]
+    with_runs = plots.draw(himmelblau_runs, {"himmelblau": obj}, tmp_path / "runs")
+    assert (tmp_path / "runs" / "surface-himmelblau.png") in with_runs
+    assert alone[0].read_bytes() == (tmp_path / "runs" / "surface-himmelblau.png").read_bytes()
+    assert plots.RESULT_FREE == ("surface",)
+
+
 def test_inapplicable_kinds_are_skipped(tmp_path):
     # 3-D objective: no contour, surface or basins; one start: no basins; fixed lr: no
     # lr_sensitivity.

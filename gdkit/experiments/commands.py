@@ -446,6 +446,9 @@ def _compute(cfg, jobs, run_dir, progress, t0, clock, plotter, resume: bool):
             files, results = zip(*group, strict=True)
             plotter.add(job.objective, job.spec, results, files, run_dir / "plots")
 
+    if plotter is not None:  # the figures that need no results, while the sweeps compile
+        for job in {job.objective.name: job for job in jobs}.values():
+            plotter.add_unswept(job.objective, job.spec, run_dir / "plots")
     t, claimed = time.perf_counter(), sum(clock.seconds.values())
     pairs = experiment.run(
         cfg,

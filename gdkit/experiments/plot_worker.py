@@ -3,8 +3,9 @@
 `gdkit run` spends about as long drawing its figures (matplotlib's layout and rasterising,
 all Python) as compiling its sweeps, and each keeps one core busy. `Plotter` hands each
 objective's figures to one worker process as soon as that objective's last sweep is saved,
-so they are drawn while the next objective's sweeps compile and run; the worker starts at
-once, so its imports overlap the run's own. The worker reads the results from the run
+so they are drawn while the next objective's sweeps compile and run; the figures that need
+no results (the surface) go before any sweep, so the worker draws them while the first ones
+compile. The worker starts at once, so its imports overlap the run's own. The worker reads the results from the run
 directory (they are saved there anyway), rebuilds the objective from its config entry (an
 `Objective` holds JAX functions, which do not pickle) and draws with the same
 `gdkit.plots.draw` on JAX's CPU back end at the run's precision: the figures are the ones
@@ -61,6 +62,7 @@ class Plotter:
     ):
         self.kinds, self.paths = tuple(kinds), paths
         self.worker_seconds, self.drawn_here = 0.0, 0
+        self._unswept: set[str] = set()  # objectives whose result-free figures are queued
         self._claims: str | None = None  # the folder of the tasks' claim files
         self._jobs: list[
             tuple[Future | None, Objective, list[SweepResult], str, tuple[str, ...]]
@@ -77,6 +79,17 @@ class Plotter:
         except (OSError, RuntimeError):
             self._pool = None
 
+    def add_unswept(self, objective: Objective, spec: Any, out_dir: str | os.PathLike) -> None:
+        """Before its sweeps: the figures of `objective` that need no results
+        (`plots.RESULT_FREE`, the surface), so that the worker draws them while the sweeps
+        compile; `add` leaves them out then. `spec` is its config entry."""
+        from gdkit import plots
+
+        for task in plots.tasks(self.kinds):
+            if all(kind in plots.RESULT_FREE for kind in task):
+                self._submit(objective, spec, [], [], out_dir, task)
+        self._unswept.add(objective.name)
+
     def add(
         self,
         objective: Objective,
@@ -90,17 +103,24 @@ class Plotter:
         results, in order. One worker task per kind of figure (`plots.tasks`)."""
         from gdkit import plots
 
-        names = [str(f) for f in files]
         for task in plots.tasks(self.kinds):
-            future = None
-            if self._pool is not None:
-                try:
-                    claim = self._claim(len(self._jobs))
-                    args = (spec, names, str(out_dir), task, self.paths, claim)
-                    future = self._pool.submit(_draw, *args)
-                except (BrokenProcessPool, RuntimeError, OSError):  # no worker, no temp folder
-                    self._pool = None
-            self._jobs.append((future, objective, list(results), str(out_dir), task))
+            early = all(kind in plots.RESULT_FREE for kind in task)
+            if not (early and objective.name in self._unswept):
+                self._submit(objective, spec, results, files, out_dir, task)
+
+    def _submit(self, objective, spec, results, files, out_dir, task) -> None:
+        """One task: to the worker (if there is one), and on the list `finish` works from."""
+        future = None
+        if self._pool is not None:
+            try:
+                claim = self._claim(len(self._jobs))
+                names = [str(f) for f in files]
+                future = self._pool.submit(
+                    _draw, spec, names, str(out_dir), task, self.paths, claim
+                )
+            except (BrokenProcessPool, RuntimeError, OSError):  # no worker, no temp folder
+                self._pool = None
+        self._jobs.append((future, objective, list(results), str(out_dir), task))
 
     def _claim(self, task: int) -> str:
         """The file whose creation claims task number `task` for one process."""

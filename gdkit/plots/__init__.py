@@ -55,6 +55,8 @@ DEFAULT_KINDS = tuple(k for k in KINDS if k != "loss_time")
 
 # Figures a kind draws besides its own ("loss" draws the epochs figure where it applies).
 _ALSO = {"loss": ("epochs",)}
+# Kinds drawn from the objective alone: `gdkit run` draws them before its sweeps end.
+RESULT_FREE = ("surface",)
 
 _log = logging.getLogger(__name__)
 
@@ -93,8 +95,9 @@ def draw(
     lr_sensitivity a swept learning_rate; fit a data objective with one or two features;
     epochs a data objective swept over batch_size) are skipped. "loss" draws the epochs
     figure too where it applies, and `loss_evals-<objective>.png` (against evaluations) where
-    optimizers of different price per step share the objective. `paths`: the grid points
-    whose paths the contour plot draws (see `contour`).
+    optimizers of different price per step share the objective. An objective of `objectives`
+    with no results gets the kinds that need none (`RESULT_FREE`: the surface). `paths`: the
+    grid points whose paths the contour plot draws (see `contour`).
 
     Returns:
       The paths written, in order.
@@ -109,6 +112,8 @@ def draw(
     missing = [name for name in groups if name not in objectives]
     if missing:
         raise ValueError(f"draw: no Objective given for {missing}")
+    for name in objectives:
+        groups.setdefault(name, [])
     written: list[pathlib.Path] = []
 
     def attempt(name: str, make) -> None:
@@ -124,7 +129,7 @@ def draw(
     for obj_name, rs in groups.items():
         obj = objectives[obj_name]
         s = slug(obj_name)
-        for kind in kinds:
+        for kind in kinds if rs else [k for k in kinds if k in RESULT_FREE]:
             if kind == "contour":
                 attempt(f"contour-{s}.png", lambda rs=rs, obj=obj: contour(rs, obj, paths))
             elif kind == "loss":
@@ -158,6 +163,7 @@ __all__ = [
     "DIVERGED",
     "ELSEWHERE",
     "KINDS",
+    "RESULT_FREE",
     "NotApplicable",
     "basin_radius",
     "basins",
