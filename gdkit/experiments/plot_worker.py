@@ -5,9 +5,9 @@ all Python) as compiling its sweeps, and each keeps one core busy. `Plotter` han
 objective's figures to one worker process as soon as that objective's last sweep is saved,
 so they are drawn while the next objective's sweeps compile and run; the figures that need
 no results (the surface) go before any sweep, so the worker draws them while the first ones
-compile. The worker starts at once, so its imports overlap the run's own. The worker reads the results from the run
-directory (they are saved there anyway), rebuilds the objective from its config entry (an
-`Objective` holds JAX functions, which do not pickle) and draws with the same
+compile. The worker starts at once, so its imports overlap the run's own. It reads the
+results from the run directory (they are saved there anyway), rebuilds the objective from its
+config entry (an `Objective` holds JAX functions, which do not pickle) and draws with the same
 `gdkit.plots.draw` on JAX's CPU back end at the run's precision: the figures are the ones
 the run's own process would draw.
 
