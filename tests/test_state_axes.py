@@ -63,8 +63,12 @@ def test_inferred_batching_and_trial_search_agree(optimizer, monkeypatch):
     leaves = jax.tree.leaves(programs._lane_state(spec, 2))
     candidates = {i for i, s in enumerate(leaves) if np.issubdtype(s.dtype, np.integer)}
     assert programs._INFER is not None  # this jax has it: the fallback is what is tested below
-    inferred = programs._shareable(spec, 2, candidates)
+    inferred = programs._inferred_shareable(spec, 2, candidates)  # it answers as expected
+    assert programs._shareable(spec, 2, candidates) == inferred
     monkeypatch.setattr(programs, "_INFER", None)
+    assert programs._shareable(spec, 2, candidates) == inferred
+    # an `infer` that no longer works as this expects (a private API): the same search
+    monkeypatch.setattr(programs, "_INFER", object())
     assert programs._shareable(spec, 2, candidates) == inferred
 
 

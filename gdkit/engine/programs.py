@@ -169,18 +169,25 @@ def _shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
     comes out of init, or out of a step whose shared inputs are the current set, per lane
     leaves the set, until none does. Batching only spreads, so this ends at the largest
     set; usually after two traces of the step (each ~0.1 s with a line search's while loops).
-    A jax without `infer` tries them by `can_share` instead, all at once, then one by one
-    (each kept if the step still traces), which finds the same set for every optimizer gdkit
-    has and takes a trace per candidate.
+    A jax without `infer`, or one where it no longer answers as this expects, tries them by
+    `can_share` instead, all at once, then one by one (each kept if the step still traces),
+    which finds the same set for every optimizer gdkit has and takes a trace per candidate.
     """
-    if _INFER is None:
-        if can_share(spec, dim, candidates):
-            return set(candidates)
-        shared: set[int] = set()
-        for i in sorted(candidates):
-            if can_share(spec, dim, shared | {i}):
-                shared.add(i)
-        return shared
+    if _INFER is not None:
+        try:
+            return _inferred_shareable(spec, dim, candidates)
+        except _InferChanged:
+            pass
+    if can_share(spec, dim, candidates):
+        return set(candidates)
+    shared: set[int] = set()
+    for i in sorted(candidates):
+        if can_share(spec, dim, shared | {i}):
+            shared.add(i)
+    return shared
+
+
+def _inferred_shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
     x, hp, fx, key = _input_shapes(spec, dim, (2,))
     init, step = _lane_fns(spec)
     shared = candidates - _batched(init, (0, 0, None), x, hp, fx)
@@ -190,6 +197,10 @@ def _shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
         if kept == shared:
             return shared
         shared = kept
+
+
+class _InferChanged(Exception):
+    """vmap's `infer` did not answer with a lane axis (an int) or None per output leaf."""
 
 
 def _new_state(step):
@@ -206,8 +217,15 @@ def _batched(fn, in_axes, *args) -> set[int]:
         seen.append(axes)
         return out
 
-    jax.eval_shape(traced, *args)
-    axes = jax.tree.leaves(seen[0], is_leaf=lambda a: a is None)
+    try:
+        out = jax.eval_shape(traced, *args)
+    except (TypeError, ValueError) as e:
+        raise _InferChanged from e
+    axes = jax.tree.leaves(seen[0], is_leaf=lambda a: a is None) if seen else None
+    if axes is None or len(axes) != len(jax.tree.leaves(out)):
+        raise _InferChanged
+    if not all(a is None or isinstance(a, int) for a in axes):
+        raise _InferChanged
     return {i for i, a in enumerate(axes) if a is not None}
 
 
