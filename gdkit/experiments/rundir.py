@@ -11,7 +11,8 @@
       plots/*.png
 
 Life cycle: `create` makes a fresh directory (never an existing one) holding config.yaml
-(and .config.json, the same config as created, so that `--resume` can refuse an edited one);
+(and .config.json, the same config as created, so that `--resume` can refuse an edited one;
+.data.json, the SHA-256 of each data file it reads, so that it can refuse changed data);
 each sweep's result is saved to results/ as soon as it is done; at the end the tables, curves,
 summary and plots are written, each atomically, and meta.json last: its presence is what marks
 the directory complete. An interrupted run leaves config.yaml and the finished sweeps, nothing
