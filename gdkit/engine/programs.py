@@ -188,6 +188,7 @@ def _shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
 
 
 def _inferred_shareable(spec: Spec, dim: int, candidates: set[int]) -> set[int]:
+    """`_shareable` by vmap's `infer`; raises `_InferChanged` where it does not answer."""
     x, hp, fx, key = _input_shapes(spec, dim, (2,))
     init, step = _lane_fns(spec)
     shared = candidates - _batched(init, (0, 0, None), x, hp, fx)

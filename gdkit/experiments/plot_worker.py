@@ -86,7 +86,7 @@ class Plotter:
         from gdkit import plots
 
         for task in plots.tasks(self.kinds):
-            if all(kind in plots.RESULT_FREE for kind in task):
+            if _result_free(task):
                 self._submit(objective, spec, [], [], out_dir, task)
         self._unswept.add(objective.name)
 
@@ -104,8 +104,7 @@ class Plotter:
         from gdkit import plots
 
         for task in plots.tasks(self.kinds):
-            early = all(kind in plots.RESULT_FREE for kind in task)
-            if not (early and objective.name in self._unswept):
+            if not (_result_free(task) and objective.name in self._unswept):
                 self._submit(objective, spec, results, files, out_dir, task)
 
     def _submit(self, objective, spec, results, files, out_dir, task) -> None:
@@ -170,6 +169,13 @@ class Plotter:
         if self._claims is not None:
             shutil.rmtree(self._claims, ignore_errors=True)
             self._claims = None
+
+
+def _result_free(task: tuple[str, ...]) -> bool:
+    """Whether a task's kinds are all drawn from the objective alone (`add_unswept`'s)."""
+    from gdkit import plots
+
+    return all(kind in plots.RESULT_FREE for kind in task)
 
 
 def _claimed(path: str) -> bool:

@@ -62,7 +62,7 @@ def create(
     config_yaml: str,
     now=None,
     resolved: dict | None = None,
-    data: dict[str, str] | None = None,
+    data: dict[str, str | None] | None = None,
 ) -> pathlib.Path:
     """A new, empty `<out>/<name>-<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... if taken) with the
     resolved config.yaml in it (and `resolved`, the same config as a dict, for `changed`;
@@ -129,8 +129,8 @@ def changed(run_dir: pathlib.Path, resolved: dict, normalize=None) -> str | None
     return _first_difference(created, json.loads(json.dumps(resolved)), "")
 
 
-def digests(paths: list[str]) -> dict[str, str]:
-    """{path: the SHA-256 of its bytes, or "missing" where it cannot be read}."""
+def digests(paths: list[str]) -> dict[str, str | None]:
+    """{path: the SHA-256 of its bytes, None where it cannot be read}."""
     out = {}
     for path in paths:
         h = hashlib.sha256()
@@ -140,11 +140,11 @@ def digests(paths: list[str]) -> dict[str, str]:
                     h.update(block)
             out[path] = h.hexdigest()
         except OSError:
-            out[path] = "missing"
+            out[path] = None
     return out
 
 
-def data_changed(run_dir: pathlib.Path, now: dict[str, str]) -> str | None:
+def data_changed(run_dir: pathlib.Path, now: dict[str, str | None]) -> str | None:
     """The first data file whose bytes differ from what the run read when it was created
     (`"<path> changed"`, `"<path> is missing"`), or None when all agree (or the run
     predates this record). `now`: `digests` of the files the config reads now."""
@@ -153,9 +153,9 @@ def data_changed(run_dir: pathlib.Path, now: dict[str, str]) -> str | None:
     except (OSError, ValueError):
         return None
     for path, digest in then.items():
-        current = now.get(path, "missing")
+        current = now.get(path)
         if current != digest:
-            return f"{path} is missing" if current == "missing" else f"{path} changed"
+            return f"{path} is missing" if current is None else f"{path} changed"
     return None
 
 
